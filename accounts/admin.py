@@ -1,0 +1,101 @@
+from django.contrib import admin
+from django.template.loader import render_to_string
+from django.urls import path, reverse
+from django.utils import timezone
+from django.utils.html import format_html
+from django.utils.translation import gettext_lazy as _
+
+from providers.admin import WHO_WHEN, AuditedAdmin
+
+from . import admin_views
+from .models import Account
+
+EVENTS_SHOWN = 50
+
+
+@admin.register(Account)
+class AccountAdmin(AuditedAdmin):
+    list_display = [
+        "identifier", "name", "email", "application", "flow", "status_badge", "access_token_expires_at",
+        "last_refreshed_at",
+    ]
+    list_filter = ["status", "flow", "application"]
+    search_fields = ["identifier", "name", "email"]
+    list_select_related = ["application"]
+    actions = ["init_token"]
+    change_form_template = "admin/accounts/account/change_form.html"
+    readonly_fields = [
+        "status_badge", "last_error", "token_initialized_at", "token_initialized_by", "last_refreshed_at",
+        "access_token_expires_at", "refresh_token_expiry", "events_table",
+    ]
+    fieldsets = [
+        (None, {"fields": ["application", "identifier", "name", "email", "flow", "comments"]}),
+        (_("Token"), {"fields": [
+            "status_badge", "last_error", "token_initialized_at", "token_initialized_by", "last_refreshed_at",
+            "access_token_expires_at", "refresh_token_expiry",
+        ]}),
+        (_("Token events"), {"fields": ["events_table"]}),
+        WHO_WHEN,
+    ]
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).defer("access_token", "refresh_token")
+
+    def get_fieldsets(self, request, obj=None):
+        if obj is None:
+            return self.fieldsets[:1]
+        return self.fieldsets
+
+    def get_urls(self):
+        view = self.admin_site.admin_view
+        return [
+            path("<int:object_id>/init-token/", view(self.init_token_view), name="accounts_account_init_token"),
+            path("init-token/<int:request_id>/", view(self.init_page_view), name="accounts_account_init_page"),
+            path(
+                "init-token/<int:request_id>/status/", view(self.init_status_view),
+                name="accounts_account_init_status",
+            ),
+            *super().get_urls(),
+        ]
+
+    def has_init_token_permission(self, request, obj=None):
+        return request.user.has_perm("accounts.init_token")
+
+    @admin.action(description=_("Init. Token"), permissions=["init_token"])
+    def init_token(self, request, queryset):
+        return admin_views.start(self, request, list(queryset.select_related("application")))
+
+    def init_token_view(self, request, object_id):
+        return admin_views.start_one(self, request, object_id)
+
+    def init_page_view(self, request, request_id):
+        return admin_views.init_page(self, request, request_id)
+
+    def init_status_view(self, request, request_id):
+        return admin_views.init_status(self, request, request_id)
+
+    def render_change_form(self, request, context, add=False, change=False, form_url="", obj=None):
+        context["can_init_token"] = obj is not None and self.has_init_token_permission(request, obj)
+        if obj is not None:
+            context["init_token_url"] = reverse("admin:accounts_account_init_token", args=[obj.pk])
+        return super().render_change_form(request, context, add, change, form_url, obj)
+
+    @admin.display(description=_("status"), ordering="status")
+    def status_badge(self, obj):
+        colours = {"active": "#2e7d32", "failing": "#ef6c00", "reauth_required": "#ba2121", "new": "#666"}
+        return format_html('<strong style="color:{}">{}</strong>', colours[obj.status], obj.get_status_display())
+
+    @admin.display(description=_("refresh token expires at"))
+    def refresh_token_expiry(self, obj):
+        if not obj.refresh_token_expires_at:
+            return "-"
+        when = timezone.localtime(obj.refresh_token_expires_at).strftime("%Y-%m-%d %H:%M")
+        if obj.refresh_token_expiry_estimated:
+            return format_html("{} <em>({})</em>", when, _("estimate: the provider gives no expiry"))
+        return when
+
+    @admin.display(description=_("latest events"))
+    def events_table(self, obj):
+        events = obj.events.all()[:EVENTS_SHOWN]
+        return render_to_string("admin/accounts/account/events.html", {"events": events})
+

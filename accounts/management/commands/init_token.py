@@ -1,0 +1,35 @@
+import time
+
+from django.core.management.base import BaseCommand, CommandError
+from django.utils.translation import gettext as _
+
+from accounts import services
+from accounts.models import InitRequest
+
+from ._common import cli_actor, get_account
+
+
+class Command(BaseCommand):
+    help = _("Initialise an account's token: app-only accounts at once, device code by a sign-in.")
+
+    def add_arguments(self, parser):
+        parser.add_argument("identifier", help=_("the account's identifier"))
+
+    def handle(self, *args, identifier, **options):
+        account = get_account(identifier)
+        actor = cli_actor()
+        request = services.account_init_start(account=account, actor=actor)
+        if request.status == InitRequest.Status.PENDING:
+            self.stdout.write(request.message or _("Open %(url)s and enter the code %(code)s.") % {
+                "url": request.verification_uri, "code": request.user_code})
+            self.stdout.write(_("Waiting for the sign-in (%(minutes)d minutes left)…") % {
+                "minutes": request.seconds_left // 60})
+            self.stdout.flush()
+        while request.status == InitRequest.Status.PENDING:
+            time.sleep(max(0.2, min(request.interval, request.seconds_left)) if request.next_poll_at else 0)
+            request = services.account_init_poll(request_id=request.pk, actor=actor)
+        if request.status == InitRequest.Status.FAILED:
+            raise CommandError(_("Init. Token failed for %(account)s: %(error)s") % {
+                "account": account.identifier, "error": request.error})
+        self.stdout.write(self.style.SUCCESS(_("The token of %(account)s is initialised.") % {
+            "account": account.identifier}))

@@ -1,0 +1,132 @@
+from django.db import models
+from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
+
+from oauthmail.crypto import EncryptedTextField
+from oauthmail.validators import validate_identifier
+from providers.base import CLIENT_CREDENTIALS, DEVICE_CODE
+from providers.models import Application, Audited
+
+
+class Account(Audited):
+    class Flow(models.TextChoices):
+        DEVICE_CODE = DEVICE_CODE, _("Device code (an operator signs in)")
+        CLIENT_CREDENTIALS = CLIENT_CREDENTIALS, _("Client credentials (app-only, no user)")
+
+    class Status(models.TextChoices):
+        NEW = "new", _("New")
+        ACTIVE = "active", _("Active")
+        FAILING = "failing", _("Failing")
+        REAUTH_REQUIRED = "reauth_required", _("Re-authorisation required")
+
+    application = models.ForeignKey(
+        Application, models.PROTECT, related_name="accounts", verbose_name=_("application")
+    )
+    identifier = models.CharField(
+        _("identifier"), max_length=100, unique=True, validators=[validate_identifier],
+        help_text=validate_identifier.help_text,
+    )
+    name = models.CharField(_("name"), max_length=200)
+    email = models.EmailField(_("e-mail address"), max_length=254)
+    flow = models.CharField(_("sign-in flow"), max_length=32, choices=Flow.choices, default=Flow.DEVICE_CODE)
+    comments = models.TextField(_("comments"), blank=True)
+
+    # Token facts, read-only.
+    status = models.CharField(_("status"), max_length=20, choices=Status.choices, default=Status.NEW, editable=False)
+    last_error = models.TextField(_("last error"), blank=True, editable=False)
+    token_initialized_at = models.DateTimeField(_("token initialised at"), null=True, blank=True, editable=False)
+    token_initialized_by = models.CharField(_("token initialised by"), max_length=150, blank=True, editable=False)
+    last_refreshed_at = models.DateTimeField(_("last refreshed at"), null=True, blank=True, editable=False)
+    access_token_expires_at = models.DateTimeField(
+        _("access token expires at"), null=True, blank=True, editable=False
+    )
+    refresh_token_expires_at = models.DateTimeField(
+        _("refresh token expires at"), null=True, blank=True, editable=False
+    )
+    refresh_token_expiry_estimated = models.BooleanField(
+        _("refresh token expiry is an estimate"), default=False, editable=False
+    )
+
+    # Secrets: encrypted, never displayed.
+    access_token = EncryptedTextField(_("access token"))
+    refresh_token = EncryptedTextField(_("refresh token"))
+
+    # One token operation at a time per account, across processes: see accounts/claims.py.
+    claim_id = models.CharField(max_length=36, blank=True, editable=False)
+    claimed_until = models.DateTimeField(null=True, blank=True, editable=False)
+
+    class Meta:
+        verbose_name = _("account")
+        verbose_name_plural = _("accounts")
+        ordering = ["identifier"]
+        permissions = [("init_token", _("Can initialise an account's token"))]
+        indexes = [models.Index(fields=["status", "access_token_expires_at"])]
+
+    def __str__(self):
+        return f"{self.identifier} <{self.email}>"
+
+    @property
+    def is_app_only(self):
+        return self.flow == self.Flow.CLIENT_CREDENTIALS
+
+
+class TokenEvent(models.Model):
+    """What happened to an account's token: who, when, and a short outcome. Never the token."""
+
+    class Kind(models.TextChoices):
+        INIT = "init", _("Initialised")
+        INIT_STARTED = "init_started", _("Init. Token started")
+        REFRESH = "refresh", _("Refreshed")
+        FAILURE = "failure", _("Failure")
+        REAUTH_REQUIRED = "reauth_required", _("Re-authorisation required")
+        READ = "read", _("Token read")
+
+    account = models.ForeignKey(Account, models.CASCADE, related_name="events", verbose_name=_("account"))
+    at = models.DateTimeField(_("at"), default=timezone.now, db_index=True)
+    actor = models.CharField(_("by"), max_length=150)
+    kind = models.CharField(_("event"), max_length=20, choices=Kind.choices)
+    outcome = models.CharField(_("outcome"), max_length=500, blank=True)
+
+    class Meta:
+        verbose_name = _("token event")
+        verbose_name_plural = _("token events")
+        ordering = ["-at", "-id"]
+
+    def __str__(self):
+        return f"{self.at:%Y-%m-%d %H:%M} {self.get_kind_display()}"
+
+
+class InitRequest(models.Model):
+    """An Init. Token in progress, kept in the database so any server process can poll it."""
+
+    class Status(models.TextChoices):
+        PENDING = "pending", _("Waiting for sign-in")
+        SUCCEEDED = "succeeded", _("Succeeded")
+        FAILED = "failed", _("Failed")
+
+    account = models.ForeignKey(Account, models.CASCADE, related_name="init_requests")
+    flow = models.CharField(max_length=32)
+    started_by = models.CharField(max_length=150)
+    started_at = models.DateTimeField(default=timezone.now)
+    status = models.CharField(max_length=20, choices=Status.choices, default=Status.PENDING)
+    user_code = models.CharField(max_length=64, blank=True)
+    verification_uri = models.CharField(max_length=500, blank=True)
+    message = models.TextField(blank=True)
+    expires_at = models.DateTimeField(null=True, blank=True)
+    interval = models.PositiveIntegerField(default=5)
+    next_poll_at = models.DateTimeField(null=True, blank=True)
+    state = EncryptedTextField()  # the provider's flow state (holds the device code): a secret
+    error = models.TextField(blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-started_at"]
+
+    def __str__(self):
+        return f"{self.account_id} {self.flow} {self.status}"
+
+    @property
+    def seconds_left(self):
+        if not self.expires_at or self.status != self.Status.PENDING:
+            return 0
+        return max(0, int((self.expires_at - timezone.now()).total_seconds()))

@@ -1,0 +1,162 @@
+"""oauthmail settings, read from the environment or from a `.env` file beside manage.py.
+
+A missing or malformed required setting stops start-up with one line naming it.
+"""
+import os
+import sys
+from pathlib import Path
+
+import environ
+from django.utils.translation import gettext_lazy as _
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+
+env = environ.Env()
+_env_file = os.environ.get("OAUTHMAIL_ENV_FILE", str(BASE_DIR / ".env"))
+if _env_file and os.path.isfile(_env_file):
+    env.read_env(_env_file)
+
+
+def _stop(name, problem):
+    sys.exit(f"oauthmail: setting {name} {problem}. Set it in the environment or in {_env_file or '.env'}.")
+
+
+def _required(name):
+    value = env.str(name, default="").strip()
+    if not value:
+        _stop(name, "is missing")
+    return value
+
+
+def _setting(name, parse):
+    try:
+        return parse()
+    except (ValueError, TypeError, KeyError, environ.ImproperlyConfigured) as exc:
+        _stop(name, f"is malformed ({exc})")
+
+
+def _bool(name, default):
+    value = env.str(name, default=str(default)).strip().lower()
+    if value in ("1", "true", "yes", "on"):
+        return True
+    if value in ("0", "false", "no", "off", ""):
+        return False
+    raise ValueError(f"{value!r} is not true or false")
+
+
+SECRET_KEY = _required("SECRET_KEY")
+DEBUG = _setting("DEBUG", lambda: _bool("DEBUG", False))
+ALLOWED_HOSTS = _setting("ALLOWED_HOSTS", lambda: env.list("ALLOWED_HOSTS", default=["127.0.0.1", "localhost"]))
+CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS", default=[])
+
+# Fernet keys, comma-separated: the first encrypts, all decrypt (see oauthmail/crypto.py).
+OAUTHMAIL_ENCRYPTION_KEYS = [k.strip() for k in _required("OAUTHMAIL_ENCRYPTION_KEYS").split(",") if k.strip()]
+
+
+def _check_encryption_keys():
+    from cryptography.fernet import Fernet
+
+    for key in OAUTHMAIL_ENCRYPTION_KEYS:
+        Fernet(key)  # raises ValueError for a malformed key
+
+
+_setting("OAUTHMAIL_ENCRYPTION_KEYS", _check_encryption_keys)
+
+SUPPORTED_DATABASES = ("django.db.backends.sqlite3", "django.db.backends.postgresql")
+
+
+def _database():
+    config = env.db_url("DATABASE_URL", default=f"sqlite:///{BASE_DIR / 'db.sqlite3'}")
+    if config.get("ENGINE") not in SUPPORTED_DATABASES:
+        raise ValueError("use sqlite:///PATH or postgres://USER:PASSWORD@HOST:PORT/NAME")
+    return config
+
+
+DATABASES = {"default": _setting("DATABASE_URL", _database)}
+if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
+    # Several processes (server, cron, CLI) share the file: wait for locks instead of failing at once.
+    DATABASES["default"].setdefault("OPTIONS", {}).update({"timeout": 30, "transaction_mode": "IMMEDIATE"})
+
+TIME_ZONE = _setting("TIME_ZONE", lambda: env.str("TIME_ZONE", default="UTC"))
+LANGUAGE_CODE = _setting("LANGUAGE_CODE", lambda: env.str("LANGUAGE_CODE", default="en-us"))
+LANGUAGES = [("en", _("English")), ("fr", _("French"))]
+USE_I18N = True
+USE_TZ = True
+LOCALE_PATHS = [BASE_DIR / "locale"]
+
+INSTALLED_APPS = [
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    "providers",
+    "accounts",
+]
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "whitenoise.middleware.WhiteNoiseMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.locale.LocaleMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+]
+
+ROOT_URLCONF = "oauthmail.urls"
+WSGI_APPLICATION = "oauthmail.wsgi.application"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [BASE_DIR / "templates"],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ],
+        },
+    },
+]
+
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+    {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
+]
+
+STATIC_URL = "static/"
+STATIC_ROOT = BASE_DIR / "staticfiles"
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+# Outgoing HTTP to identity providers (providers/http.py).
+OAUTHMAIL_HTTP_TIMEOUT = _setting("OAUTHMAIL_HTTP_TIMEOUT", lambda: env.float("OAUTHMAIL_HTTP_TIMEOUT", default=15.0))
+# Transient provider failures (network, timeouts, 5xx, 429) are retried this many times with backoff.
+OAUTHMAIL_RETRY_ATTEMPTS = _setting("OAUTHMAIL_RETRY_ATTEMPTS", lambda: env.int("OAUTHMAIL_RETRY_ATTEMPTS", default=3))
+OAUTHMAIL_RETRY_BACKOFF = _setting("OAUTHMAIL_RETRY_BACKOFF", lambda: env.float("OAUTHMAIL_RETRY_BACKOFF", default=2.0))
+
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "handlers": {"console": {"class": "logging.StreamHandler"}},
+    "root": {"handlers": ["console"], "level": "INFO"},
+    "loggers": {
+        # msal and urllib3 may log request bodies at DEBUG: never let tokens reach a log.
+        "msal": {"level": "WARNING"},
+        "urllib3": {"level": "WARNING"},
+        "google": {"level": "WARNING"},
+    },
+}
+
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "staticfiles": {"BACKEND": "whitenoise.storage.CompressedStaticFilesStorage"},
+}
+WHITENOISE_USE_FINDERS = True  # serve the admin's files without collectstatic (make run)

@@ -1,0 +1,85 @@
+"""The one small interface every identity provider adapter implements.
+
+begin()    starts an interactive sign-in (device code; later a browser redirect),
+complete() turns what the user did (or, for app-only flows, nothing) into tokens,
+refresh()  gets a fresh access token from a refresh token (or a new app-only token).
+
+Adapters raise ProviderError for every failure: `permanent` says whether trying again later
+can help; `reauth` says the user must sign in again (Init. Token).
+"""
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+from django.utils import timezone
+
+DEVICE_CODE = "device_code"
+CLIENT_CREDENTIALS = "client_credentials"
+AUTHORIZATION_CODE = "authorization_code"
+APP_ONLY_FLOWS = {CLIENT_CREDENTIALS}
+
+
+class ProviderError(Exception):
+    def __init__(self, message, *, code="", permanent=False, reauth=False, retry_after=None):
+        super().__init__(message)
+        self.message = message
+        self.code = code
+        self.permanent = permanent or reauth
+        self.reauth = reauth
+        self.retry_after = retry_after
+
+    def __str__(self):
+        return f"{self.message} ({self.code})" if self.code and self.code not in self.message else self.message
+
+
+class Pending(Exception):
+    """The user has not finished signing in yet; ask again after `interval` seconds."""
+
+    def __init__(self, interval):
+        super().__init__(interval)
+        self.interval = interval
+
+
+@dataclass
+class TokenSet:
+    access_token: str
+    expires_at: datetime
+    refresh_token: str = ""
+    refresh_token_expires_at: datetime | None = None
+    signed_in_as: str = ""
+    scopes: list[str] = field(default_factory=list)
+
+
+@dataclass
+class DeviceCode:
+    """What the operator must see to sign in, and the opaque state to keep (encrypted) meanwhile."""
+
+    user_code: str
+    verification_uri: str
+    message: str
+    expires_at: datetime
+    interval: int
+    state: dict
+
+
+def expires_in(seconds):
+    return timezone.now() + timedelta(seconds=int(seconds))
+
+
+class Provider:
+    key = ""
+    label = ""
+    default_authority = ""
+    # Where the provider gives no refresh-token expiry, its documented idle lifetime (an estimate).
+    refresh_token_idle_lifetime = None
+
+    def default_scopes(self, flow):
+        raise NotImplementedError
+
+    def begin(self, app, *, flow, login_hint=""):
+        raise NotImplementedError
+
+    def complete(self, app, *, flow, state, subject=""):
+        raise NotImplementedError
+
+    def refresh(self, app, *, flow, refresh_token, subject=""):
+        raise NotImplementedError

@@ -1,0 +1,193 @@
+"""Microsoft Entra ID through msal. The only module that imports msal."""
+import re
+from datetime import timedelta
+
+import msal
+import requests
+from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
+
+from . import http
+from .base import (
+    CLIENT_CREDENTIALS,
+    DEVICE_CODE,
+    DeviceCode,
+    Pending,
+    Provider,
+    ProviderError,
+    TokenSet,
+    expires_in,
+)
+
+DELEGATED_SCOPES = [
+    "https://outlook.office.com/IMAP.AccessAsUser.All",
+    "https://outlook.office.com/POP.AccessAsUser.All",
+    "https://outlook.office.com/SMTP.Send",
+]
+APP_ONLY_SCOPES = ["https://outlook.office365.com/.default"]
+PENDING_ERRORS = ("authorization_pending", "slow_down")
+REAUTH_ERRORS = ("invalid_grant", "interaction_required", "consent_required")
+
+# Plain words for the errors an operator meets; the AADSTS code is appended.
+PLAIN_ERRORS = {
+    "authorization_declined": gettext_lazy("The sign-in was declined."),
+    "expired_token": gettext_lazy("The code expired before anyone signed in: start Init. Token again."),
+    "bad_verification_code": gettext_lazy("The device code is not known to Microsoft: start Init. Token again."),
+    "invalid_grant": gettext_lazy(
+        "Microsoft refused the refresh token: the mailbox must be signed in again (Init. Token)."
+    ),
+    "interaction_required": gettext_lazy("Microsoft requires the user to sign in again (Init. Token)."),
+    "consent_required": gettext_lazy("The application needs consent in Entra ID before it can be used."),
+    "invalid_client": gettext_lazy(
+        "Microsoft refused the application's credentials: check the client ID and the client secret "
+        "(it may have expired)."
+    ),
+    "unauthorized_client": gettext_lazy(
+        "The application is not allowed to use this sign-in method (for device code, enable "
+        "“Allow public client flows” in Entra ID)."
+    ),
+    "invalid_scope": gettext_lazy("Microsoft refused the requested scopes."),
+    "invalid_request": gettext_lazy("Microsoft refused the request."),
+    "access_denied": gettext_lazy("Access was denied."),
+}
+AADSTS_RE = re.compile(r"AADSTS\d+")
+
+
+def _error_from(result):
+    error = result.get("error", "unknown_error")
+    description = (result.get("error_description") or "").strip().splitlines()
+    first_line = description[0] if description else ""
+    codes = result.get("error_codes") or []
+    match = AADSTS_RE.search(first_line)
+    code = match.group(0) if match else (f"AADSTS{codes[0]}" if codes else error)
+    plain = str(PLAIN_ERRORS.get(error, _("Microsoft answered with an error.")))
+    detail = first_line or error
+    return ProviderError(
+        f"{plain} {detail}",
+        code=code,
+        permanent=error not in ("temporarily_unavailable", "server_error"),
+        reauth=error in REAUTH_ERRORS,
+    )
+
+
+def _transport_error(exc, authority):
+    if isinstance(exc, http.TransientHTTPError):
+        return ProviderError(
+            _("Microsoft is unavailable (HTTP %(status)s); it will be tried again.") % {"status": exc.status},
+            code=f"HTTP {exc.status}",
+            retry_after=exc.retry_after,
+        )
+    return ProviderError(
+        _("Could not reach %(authority)s: %(error)s") % {"authority": authority, "error": type(exc).__name__},
+        code="network",
+    )
+
+
+class MicrosoftProvider(Provider):
+    key = "microsoft"
+    label = gettext_lazy("Microsoft Entra ID")
+    default_authority = "https://login.microsoftonline.com"
+    refresh_token_idle_lifetime = timedelta(days=90)  # Entra ID: 90 days after last use
+
+    def default_scopes(self, flow):
+        return list(APP_ONLY_SCOPES if flow == CLIENT_CREDENTIALS else DELEGATED_SCOPES)
+
+    def _authority(self, app):
+        return f"{app.authority_base}/{app.tenant}"
+
+    def _call(self, app, work, *, confidential):
+        """Build the msal application and run `work(msal_app)`, turning every failure into ProviderError."""
+        authority = self._authority(app)
+        try:
+            options = dict(authority=authority, http_client=http.client, instance_discovery=False)
+            if confidential:
+                if not app.has_client_secret:
+                    raise ProviderError(
+                        _("This sign-in method needs the application's client secret, and none is set."),
+                        code="no_client_secret",
+                        permanent=True,
+                    )
+                msal_app = msal.ConfidentialClientApplication(
+                    app.client_id, client_credential=app.client_secret, **options
+                )
+            else:
+                msal_app = msal.PublicClientApplication(app.client_id, **options)
+            return work(msal_app)
+        except (http.TransientHTTPError, requests.RequestException) as exc:
+            raise _transport_error(exc, authority) from None
+        except ValueError as exc:  # msal: the authority could not be discovered, or answered non-JSON
+            raise ProviderError(
+                _("Microsoft did not accept the authority %(authority)s: %(error)s")
+                % {"authority": authority, "error": str(exc).split(". ")[0]},
+                code="authority",
+                permanent=True,
+            ) from None
+
+    def _tokens(self, result):
+        if "error" in result:
+            raise _error_from(result)
+        if not result.get("access_token"):
+            raise ProviderError(_("Microsoft's answer held no access token."), code="no_access_token", permanent=True)
+        claims = result.get("id_token_claims") or {}
+        refresh_expiry = result.get("refresh_token_expires_in")
+        return TokenSet(
+            access_token=result["access_token"],
+            expires_at=expires_in(result.get("expires_in", 3600)),
+            refresh_token=result.get("refresh_token", ""),
+            refresh_token_expires_at=expires_in(refresh_expiry) if refresh_expiry else None,
+            signed_in_as=claims.get("preferred_username") or claims.get("email") or "",
+            scopes=(result.get("scope") or "").split(),
+        )
+
+    def begin(self, app, *, flow, login_hint=""):
+        if flow != DEVICE_CODE:
+            raise ValueError(flow)
+
+        def start(msal_app):
+            state = msal_app.initiate_device_flow(scopes=app.delegated_scopes())
+            if "user_code" not in state:
+                raise _error_from(state)
+            return state
+
+        state = self._call(app, start, confidential=False)
+        return DeviceCode(
+            user_code=state["user_code"],
+            verification_uri=state["verification_uri"],
+            message=state.get("message", ""),
+            expires_at=expires_in(state["expires_in"]),
+            interval=int(state.get("interval", 5)),
+            state=state,
+        )
+
+    def complete(self, app, *, flow, state, subject=""):
+        if flow == CLIENT_CREDENTIALS:
+            return self._app_only_token(app)
+
+        def poll(msal_app):
+            # exit_condition stops msal's own loop after exactly one token request.
+            return msal_app.acquire_token_by_device_flow(state, exit_condition=lambda flow: True)
+
+        result = self._call(app, poll, confidential=False)
+        if result.get("error") in PENDING_ERRORS:
+            raise Pending(int(state.get("interval", 5)))  # msal adds 5 s to it on slow_down
+        return self._tokens(result)
+
+    def refresh(self, app, *, flow, refresh_token, subject=""):
+        if flow == CLIENT_CREDENTIALS:
+            return self._app_only_token(app)
+        result = self._call(
+            app,
+            lambda msal_app: msal_app.acquire_token_by_refresh_token(refresh_token, scopes=app.delegated_scopes()),
+            confidential=app.has_client_secret,
+        )
+        tokens = self._tokens(result)
+        tokens.refresh_token = tokens.refresh_token or refresh_token  # not rotated: keep using the same one
+        return tokens
+
+    def _app_only_token(self, app):
+        result = self._call(
+            app,
+            lambda msal_app: msal_app.acquire_token_for_client(scopes=app.app_only_scopes()),
+            confidential=True,
+        )
+        return self._tokens(result)

@@ -1,0 +1,36 @@
+"""Small builders for test data: real rows in the real database."""
+import uuid
+
+from django.contrib.auth.models import Group, User
+
+from accounts.models import Account
+from providers.models import Application
+
+
+def make_application(idp, *, identifier="contoso", secret=None, register=True, **fields):
+    client_id = fields.pop("client_id", str(uuid.uuid4()))
+    if register:
+        idp.add_client(client_id, secret=secret)
+    app = Application(
+        identifier=identifier, name="Contoso mail", provider="microsoft", tenant="contoso.onmicrosoft.com",
+        client_id=client_id, authority_url=idp.url, **fields,
+    )
+    if secret:
+        app.client_secret = secret
+    app.full_clean()
+    app.save()
+    return app
+
+
+def make_account(application, *, identifier="accounting", email="compta@contoso.com", flow="device_code", **fields):
+    account = Account(application=application, identifier=identifier, name="Accounting", email=email, flow=flow,
+                      **fields)
+    account.full_clean()
+    account.save()
+    return account
+
+
+def make_staff(username, group_name):
+    user = User.objects.create_user(username=username, password="pw-" + username, is_staff=True)
+    user.groups.add(Group.objects.get(name=group_name))
+    return user

@@ -1,0 +1,15 @@
+"""Settings for the test suite: fixed keys, no `.env`; DATABASE_URL still chooses the database."""
+import os
+
+os.environ["OAUTHMAIL_ENV_FILE"] = ""
+os.environ.setdefault("SECRET_KEY", "tests-only-secret-key-not-for-production")
+# Two fixed Fernet keys: tests of key rotation add and drop them.
+os.environ.setdefault(
+    "OAUTHMAIL_ENCRYPTION_KEYS",
+    "k0vBzfQy4qk1Pz0Yx3cK0d4n1dQ8cWJ0m3cQm1s9cJY=",
+)
+
+from oauthmail.settings import *  # noqa: E402,F403
+
+OAUTHMAIL_RETRY_BACKOFF = 0.05
+PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
