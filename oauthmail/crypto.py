@@ -63,6 +63,10 @@ class DecryptingAttribute(DeferredAttribute):
             return decrypt(value, what=f"{self.field.model._meta.label}.{self.field.name}")
         return value
 
+    def __set__(self, instance, value):
+        # Defining __set__ makes this a data descriptor, so reads always pass through __get__.
+        instance.__dict__[self.field.attname] = value
+
 
 class EncryptedTextField(models.TextField):
     """A text field stored encrypted. An empty value is stored empty, so "is it set?" needs no key.
@@ -87,7 +91,7 @@ class EncryptedTextField(models.TextField):
         value = super().get_prep_value(value)
         if isinstance(value, Ciphertext):
             return str(value)
-        return encrypt(value) if value else ""
+        return Ciphertext(encrypt(value)) if value else ""
 
 
 def is_set(instance, field_name):

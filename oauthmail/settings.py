@@ -159,4 +159,4 @@ STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
     "staticfiles": {"BACKEND": "whitenoise.storage.CompressedStaticFilesStorage"},
 }
-WHITENOISE_USE_FINDERS = True  # serve the admin's files without collectstatic (make run)
+WHITENOISE_USE_FINDERS = DEBUG

@@ -13,3 +13,4 @@ from oauthmail.settings import *  # noqa: E402,F403
 
 OAUTHMAIL_RETRY_BACKOFF = 0.05
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+STATIC_ROOT = None
