@@ -4,14 +4,35 @@ from django.utils.translation import gettext_lazy as _
 
 from oauthmail.crypto import EncryptedTextField
 from oauthmail.validators import validate_identifier
-from providers.base import CLIENT_CREDENTIALS, DEVICE_CODE
+from providers.base import AUTHORIZATION_CODE, CLIENT_CREDENTIALS, DEVICE_CODE
 from providers.models import Application, Audited
+
+
+class Security(models.TextChoices):
+    TLS = "tls", _("TLS")
+    STARTTLS = "starttls", _("STARTTLS")
+    NONE = "none", _("None (local test server only)")
+
+
+def _port(label):
+    return models.PositiveIntegerField(label, null=True, blank=True, help_text=_("Blank for the provider's default."))
+
+
+def _host(label):
+    return models.CharField(label, max_length=255, blank=True, help_text=_("Blank for the provider's default."))
+
+
+def _security(label):
+    return models.CharField(
+        label, max_length=10, blank=True, choices=Security.choices, help_text=_("Blank for the provider's default.")
+    )
 
 
 class Account(Audited):
     class Flow(models.TextChoices):
         DEVICE_CODE = DEVICE_CODE, _("Device code (an operator signs in)")
-        CLIENT_CREDENTIALS = CLIENT_CREDENTIALS, _("Client credentials (app-only, no user)")
+        AUTHORIZATION_CODE = AUTHORIZATION_CODE, _("Browser sign-in (authorization code)")
+        CLIENT_CREDENTIALS = CLIENT_CREDENTIALS, _("App-only (client credentials, certificate or service account)")
 
     class Status(models.TextChoices):
         NEW = "new", _("New")
@@ -29,7 +50,25 @@ class Account(Audited):
     name = models.CharField(_("name"), max_length=200)
     email = models.EmailField(_("e-mail address"), max_length=254)
     flow = models.CharField(_("sign-in flow"), max_length=32, choices=Flow.choices, default=Flow.DEVICE_CODE)
+    sign_in_user = models.EmailField(
+        _("sign-in user"), max_length=254, blank=True,
+        help_text=_(
+            "Shared mailbox only: the user who signs in for it, when that is not the mailbox's own address."
+        ),
+    )
     comments = models.TextField(_("comments"), blank=True)
+
+    # Mail servers for "Test connection" (blank = the provider's defaults).
+    imap_host = _host(_("IMAP host"))
+    imap_port = _port(_("IMAP port"))
+    imap_security = _security(_("IMAP security"))
+    pop_host = _host(_("POP host"))
+    pop_port = _port(_("POP port"))
+    pop_security = _security(_("POP security"))
+    smtp_host = _host(_("SMTP host"))
+    smtp_port = _port(_("SMTP port"))
+    smtp_security = _security(_("SMTP security"))
+    verify_certificate = models.BooleanField(_("verify server certificate"), default=True)
 
     # Token facts, read-only.
     status = models.CharField(_("status"), max_length=20, choices=Status.choices, default=Status.NEW, editable=False)
@@ -46,6 +85,10 @@ class Account(Audited):
     refresh_token_expiry_estimated = models.BooleanField(
         _("refresh token expiry is an estimate"), default=False, editable=False
     )
+    refresh_token_issued_at = models.DateTimeField(
+        _("refresh token issued at"), null=True, blank=True, editable=False
+    )
+    signed_in_as = models.CharField(_("signed in as"), max_length=254, blank=True, editable=False)
 
     # Secrets: encrypted, never displayed.
     access_token = EncryptedTextField(_("access token"))
@@ -80,6 +123,7 @@ class TokenEvent(models.Model):
         FAILURE = "failure", _("Failure")
         REAUTH_REQUIRED = "reauth_required", _("Re-authorisation required")
         READ = "read", _("Token read")
+        CONNECTION_TEST = "connection_test", _("Connection test")
 
     account = models.ForeignKey(Account, models.CASCADE, related_name="events", verbose_name=_("account"))
     at = models.DateTimeField(_("at"), default=timezone.now, db_index=True)

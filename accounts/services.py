@@ -56,12 +56,16 @@ def _store_tokens(*, account, tokens, actor, kind, outcome):
     if tokens.refresh_token:
         idle = account.application.adapter.refresh_token_idle_lifetime
         values["refresh_token"] = tokens.refresh_token
+        if tokens.refresh_token != account.refresh_token:
+            values["refresh_token_issued_at"] = now
         values["refresh_token_expires_at"] = tokens.refresh_token_expires_at or (idle and now + idle)
         values["refresh_token_expiry_estimated"] = not tokens.refresh_token_expires_at and bool(idle)
     if kind == TokenEvent.Kind.INIT:
-        values.update(token_initialized_at=now, token_initialized_by=actor, last_refreshed_at=None)
+        values.update(token_initialized_at=now, token_initialized_by=actor, last_refreshed_at=None,
+                      signed_in_as=tokens.signed_in_as)
         if not tokens.refresh_token:
-            values.update(refresh_token="", refresh_token_expires_at=None, refresh_token_expiry_estimated=False)
+            values.update(refresh_token="", refresh_token_expires_at=None, refresh_token_expiry_estimated=False,
+                          refresh_token_issued_at=None)
     else:
         values["last_refreshed_at"] = now
     with transaction.atomic():

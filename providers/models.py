@@ -69,6 +69,25 @@ class Application(Audited):
         gettext_lazy("client secret expires on"), null=True, blank=True,
         help_text=gettext_lazy("A client secret lasts at most 24 months: note its expiry to be warned in time."),
     )
+    certificate_key = EncryptedTextField(gettext_lazy("certificate private key"))
+    certificate = models.TextField(gettext_lazy("certificate"), blank=True, editable=False)
+    certificate_thumbprint = models.CharField(
+        gettext_lazy("certificate thumbprint (SHA-1)"), max_length=64, blank=True, editable=False
+    )
+    certificate_expires_at = models.DateTimeField(
+        gettext_lazy("certificate expires at"), null=True, blank=True, editable=False
+    )
+    service_account_key = EncryptedTextField(gettext_lazy("service account key"))
+    service_account_email = models.CharField(
+        gettext_lazy("service account"), max_length=254, blank=True, editable=False
+    )
+    google_testing = models.BooleanField(
+        gettext_lazy("Google app in “Testing”"), default=False,
+        help_text=gettext_lazy(
+            "Google: the OAuth consent screen's publishing status is “Testing”. Its refresh tokens expire "
+            "after 7 days."
+        ),
+    )
     authority_url = models.CharField(
         gettext_lazy("authority URL"), max_length=500, blank=True, validators=[validate_https_url],
         help_text=gettext_lazy(
