@@ -38,10 +38,23 @@ def _check(model_admin, request, *, post=False):
 
 def start(model_admin, request, accounts):
     """Start Init. Token for each account; app-only ones finish at once, device codes get a page."""
+    from .views import redirect_uri, remember_state
+
     _check(model_admin, request)
+    browser = [a for a in accounts if a.flow == Account.Flow.AUTHORIZATION_CODE]
+    if browser and len(accounts) > 1:
+        messages.warning(request, _(
+            "Browser sign-in is one account at a time: use Init. Token on the page of %(accounts)s."
+        ) % {"accounts": ", ".join(a.identifier for a in browser)})
+        accounts = [a for a in accounts if a not in browser]
     pending = []
     for account in accounts:
-        init_request = services.account_init_start(account=account, actor=actor_name(request))
+        init_request = services.account_init_start(
+            account=account, actor=actor_name(request), redirect_uri=redirect_uri(request)
+        )
+        if init_request.status == InitRequest.Status.PENDING and init_request.oauth_state:
+            remember_state(request, init_request.oauth_state)
+            return redirect(init_request.verification_uri)
         if init_request.status == InitRequest.Status.PENDING:
             pending.append(init_request)
         else:

@@ -1,3 +1,4 @@
+from django.core.exceptions import ValidationError
 from django.db import models
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
@@ -108,6 +109,21 @@ class Account(Audited):
     def __str__(self):
         return f"{self.identifier} <{self.email}>"
 
+    def clean(self):
+        app = self.application if self.application_id else None
+        if app is None:
+            return
+        if app.provider == app.Provider.GOOGLE and self.flow == self.Flow.DEVICE_CODE:
+            raise ValidationError({"flow": _(
+                "Google does not allow the device-code flow for mail (https://mail.google.com/): "
+                "choose the browser sign-in, or app-only with a service account."
+            )})
+        if self.flow == self.Flow.CLIENT_CREDENTIALS and not app.has_app_only_credentials:
+            raise ValidationError({"flow": _(
+                "App-only access needs credentials on the application: a client secret or a certificate "
+                "(Microsoft), a service account key (Google)."
+            )})
+
     @property
     def is_app_only(self):
         return self.flow == self.Flow.CLIENT_CREDENTIALS
@@ -159,7 +175,8 @@ class InitRequest(models.Model):
     expires_at = models.DateTimeField(null=True, blank=True)
     interval = models.PositiveIntegerField(default=5)
     next_poll_at = models.DateTimeField(null=True, blank=True)
-    state = EncryptedTextField()  # the provider's flow state (holds the device code): a secret
+    state = EncryptedTextField()  # the provider's flow state (device code, PKCE verifier): a secret
+    oauth_state = models.CharField(max_length=64, blank=True, db_index=True)  # browser sign-in: single-use
     error = models.TextField(blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
 

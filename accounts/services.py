@@ -6,6 +6,7 @@ with it, before anything else can fail.
 """
 import base64
 import json
+import secrets
 import time
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -19,7 +20,7 @@ from django.utils.translation import gettext as _
 from django.views.decorators.debug import sensitive_variables
 
 from oauthmail.crypto import DecryptionError
-from providers.base import DEVICE_CODE, Pending, ProviderError
+from providers.base import AUTHORIZATION_CODE, DEVICE_CODE, Pending, ProviderError
 
 from .claims import ClaimTimeout, claimed, release, try_claim
 from .models import Account, InitRequest, TokenEvent
@@ -54,12 +55,15 @@ def _store_tokens(*, account, tokens, actor, kind, outcome):
         "last_error": "",
     }
     if tokens.refresh_token:
-        idle = account.application.adapter.refresh_token_idle_lifetime
         values["refresh_token"] = tokens.refresh_token
-        if tokens.refresh_token != account.refresh_token:
-            values["refresh_token_issued_at"] = now
-        values["refresh_token_expires_at"] = tokens.refresh_token_expires_at or (idle and now + idle)
-        values["refresh_token_expiry_estimated"] = not tokens.refresh_token_expires_at and bool(idle)
+        renewed = kind == TokenEvent.Kind.INIT or tokens.refresh_token != account.refresh_token
+        issued_at = now if renewed else (account.refresh_token_issued_at or now)
+        values["refresh_token_issued_at"] = issued_at
+        estimate = account.application.adapter.estimate_refresh_token_expiry(
+            account.application, issued_at=issued_at, now=now
+        )
+        values["refresh_token_expires_at"] = tokens.refresh_token_expires_at or estimate
+        values["refresh_token_expiry_estimated"] = not tokens.refresh_token_expires_at and estimate is not None
     if kind == TokenEvent.Kind.INIT:
         values.update(token_initialized_at=now, token_initialized_by=actor, last_refreshed_at=None,
                       signed_in_as=tokens.signed_in_as)
@@ -87,8 +91,41 @@ def _record_failure(*, account, error, actor):
 # --- Init. Token -------------------------------------------------------------------------------
 
 
-def account_init_start(*, account, actor):
-    """Start Init. Token. App-only accounts get their token at once; device code waits for a sign-in.
+AUTH_CODE_LIFETIME = timedelta(minutes=10)
+
+
+def _check_identity(account, tokens):
+    """A delegated token must belong to the mailbox (or to its named sign-in user, for a shared mailbox)."""
+    expected = (account.sign_in_user or account.email).lower()
+    who = tokens.signed_in_as
+    if not who:
+        raise ProviderError(_("The provider did not say who signed in: the token was refused."),
+                            code="no_identity", permanent=True)
+    if who.lower() != expected:
+        raise ProviderError(
+            _("%(who)s signed in, but this account needs %(expected)s: the token was refused.")
+            % {"who": who, "expected": expected}, code="identity_mismatch", permanent=True,
+        )
+
+
+def _init_succeeded(*, request, tokens, actor):
+    account = request.account
+    _check_identity(account, tokens)
+    with claimed(account.pk):
+        shown = tokens.signed_in_as
+        if account.sign_in_user:
+            shown = _("%(who)s (for the shared mailbox %(mailbox)s)") % {"who": shown, "mailbox": account.email}
+        _store_tokens(
+            account=account, tokens=tokens, actor=actor, kind=TokenEvent.Kind.INIT,
+            outcome=_("Signed in as %(who)s.") % {"who": shown},
+        )
+    request.state = ""
+    return _finish(request, InitRequest.Status.SUCCEEDED)
+
+
+def account_init_start(*, account, actor, redirect_uri=""):
+    """Start Init. Token. App-only accounts get their token at once; device code waits for a sign-in;
+    browser sign-in returns the provider's URL to send the operator to (`verification_uri`).
 
     Always returns the InitRequest: `status` says whether it is pending, done or failed (`error`).
     """
@@ -106,7 +143,9 @@ def account_init_start(*, account, actor):
                     outcome=_("App-only token obtained."),
                 )
             return _finish(request, InitRequest.Status.SUCCEEDED)
-        device = app.adapter.begin(app, flow=DEVICE_CODE, login_hint=account.email)
+        if account.flow == AUTHORIZATION_CODE:
+            return _start_browser_sign_in(request, redirect_uri=redirect_uri, actor=actor)
+        device = app.adapter.begin(app, flow=DEVICE_CODE, login_hint=account.sign_in_user or account.email)
     except (ProviderError, DecryptionError, ClaimTimeout) as error:
         log_event(account=account, actor=actor, kind=TokenEvent.Kind.FAILURE, outcome=error)
         return _finish(request, InitRequest.Status.FAILED, error=str(error))
@@ -123,6 +162,54 @@ def account_init_start(*, account, actor):
         outcome=_("Waiting for a sign-in with code %(code)s.") % {"code": device.user_code},
     )
     return request
+
+
+def _start_browser_sign_in(request, *, redirect_uri, actor):
+    account = request.account
+    request.oauth_state = secrets.token_urlsafe(32)
+    redirect = account.application.adapter.begin(
+        account.application, flow=AUTHORIZATION_CODE, login_hint=account.sign_in_user or account.email,
+        redirect_uri=redirect_uri, state=request.oauth_state,
+    )
+    request.verification_uri = redirect.url
+    request.expires_at = timezone.now() + AUTH_CODE_LIFETIME
+    request.state = json.dumps(redirect.state)
+    request.save()
+    log_event(account=account, actor=actor, kind=TokenEvent.Kind.INIT_STARTED,
+              outcome=_("Browser sign-in started."))
+    return request
+
+
+def account_init_callback(*, oauth_state, response, actor):
+    """The provider sent the browser back: exchange the code, once. Returns the InitRequest, or None
+    when the state is unknown, already used or not this operator's (the caller says so)."""
+    request = (
+        InitRequest.objects.select_related("account__application")
+        .filter(oauth_state=oauth_state, flow=AUTHORIZATION_CODE, status=InitRequest.Status.PENDING)
+        .first()
+    ) if oauth_state else None
+    if request is None:
+        return None
+    used = InitRequest.objects.filter(pk=request.pk, finished_at__isnull=True).update(finished_at=timezone.now())
+    if not used:
+        return None
+    account = request.account
+    try:
+        if request.expires_at and request.expires_at <= timezone.now():
+            raise ProviderError(_("The sign-in took too long: start Init. Token again."), code="expired",
+                                permanent=True)
+        tokens = account.application.adapter.complete(
+            account.application, flow=AUTHORIZATION_CODE, state=json.loads(request.state), response=response,
+        )
+        if not tokens.refresh_token:
+            raise ProviderError(
+                _("The provider gave no refresh token, so the token could not be kept fresh: nothing was stored. "
+                  "Sign in again and accept every permission asked."), code="no_refresh_token", permanent=True,
+            )
+        return _init_succeeded(request=request, tokens=tokens, actor=actor)
+    except (ProviderError, DecryptionError, ClaimTimeout) as error:
+        log_event(account=account, actor=actor, kind=TokenEvent.Kind.FAILURE, outcome=error)
+        return _finish(request, InitRequest.Status.FAILED, error=str(error))
 
 
 def _finish(request, status, error=""):
@@ -158,26 +245,16 @@ def account_init_poll(*, request_id, actor):
     app = account.application
     try:
         tokens = app.adapter.complete(app, flow=request.flow, state=state, subject=account.email)
+        return _init_succeeded(request=request, tokens=tokens, actor=actor)
     except Pending as pending:
         request.interval = pending.interval
         request.next_poll_at = timezone.now() + timedelta(seconds=pending.interval)
         request.state = json.dumps(state)
         request.save(update_fields=["interval", "next_poll_at", "state"])
         return request
-    except (ProviderError, DecryptionError) as error:
+    except (ProviderError, DecryptionError, ClaimTimeout) as error:
         log_event(account=account, actor=actor, kind=TokenEvent.Kind.FAILURE, outcome=error)
         return _finish(request, InitRequest.Status.FAILED, error=str(error))
-    try:
-        with claimed(account.pk):
-            who = tokens.signed_in_as or account.email
-            _store_tokens(
-                account=account, tokens=tokens, actor=actor, kind=TokenEvent.Kind.INIT,
-                outcome=_("Signed in as %(who)s.") % {"who": who},
-            )
-    except ClaimTimeout as error:
-        return _finish(request, InitRequest.Status.FAILED, error=str(error))
-    request.state = ""
-    return _finish(request, InitRequest.Status.SUCCEEDED)
 
 
 # --- refresh -----------------------------------------------------------------------------------

@@ -136,6 +136,10 @@ STATIC_URL = "static/"
 STATIC_ROOT = BASE_DIR / "staticfiles"
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
+# The address users reach oauthmail at, e.g. https://oauthmail.example.com, when a proxy hides it;
+# the browser sign-in's redirect URI is built from it. Blank: from each request.
+OAUTHMAIL_BASE_URL = env.str("OAUTHMAIL_BASE_URL", default="")
+
 # Outgoing HTTP to identity providers (providers/http.py).
 OAUTHMAIL_HTTP_TIMEOUT = _setting("OAUTHMAIL_HTTP_TIMEOUT", lambda: env.float("OAUTHMAIL_HTTP_TIMEOUT", default=15.0))
 # Transient provider failures (network, timeouts, 5xx, 429) are retried this many times with backoff.

@@ -2,10 +2,13 @@ from django.contrib import admin
 from django.urls import path
 from django.views.generic import RedirectView
 
+from accounts.views import oauth_callback
+
 admin.site.site_header = "oauthmail"
 admin.site.site_title = "oauthmail"
 
 urlpatterns = [
     path("", RedirectView.as_view(url="/admin/", permanent=False)),
     path("admin/", admin.site.urls),
+    path("oauth/callback/", oauth_callback, name="oauth_callback"),
 ]

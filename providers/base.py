@@ -61,6 +61,14 @@ class DeviceCode:
     state: dict
 
 
+@dataclass
+class AuthRedirect:
+    """Where to send the operator's browser, and the opaque state (PKCE verifier, nonce) to keep meanwhile."""
+
+    url: str
+    state: dict
+
+
 def expires_in(seconds):
     return timezone.now() + timedelta(seconds=int(seconds))
 
@@ -75,11 +83,17 @@ class Provider:
     def default_scopes(self, flow):
         raise NotImplementedError
 
-    def begin(self, app, *, flow, login_hint=""):
+    def begin(self, app, *, flow, login_hint="", redirect_uri="", state=""):
+        """Start an interactive sign-in: a DeviceCode to show, or an AuthRedirect to follow."""
         raise NotImplementedError
 
-    def complete(self, app, *, flow, state, subject=""):
+    def complete(self, app, *, flow, state, subject="", response=None):
+        """Tokens from a finished sign-in (`response`: the redirect's query), or an app-only token."""
         raise NotImplementedError
 
     def refresh(self, app, *, flow, refresh_token, subject=""):
         raise NotImplementedError
+
+    def estimate_refresh_token_expiry(self, app, *, issued_at, now):
+        """When the provider gives no refresh-token expiry: its documented policy."""
+        return now + self.refresh_token_idle_lifetime if self.refresh_token_idle_lifetime else None

@@ -5,6 +5,7 @@ REQUESTS_CA_BUNDLE). 429 and 5xx answers are raised as TransientHTTPError (with 
 so that callers retry them; discovery documents are cached for an hour per process, so a refresh
 costs one token request, not a discovery round-trip as well.
 """
+import json
 import threading
 import time
 
@@ -55,11 +56,22 @@ class HttpClient:
         return self._local.session
 
     def _send(self, method, url, **kwargs):
-        kwargs["timeout"] = settings.OAUTHMAIL_HTTP_TIMEOUT
+        kwargs["timeout"] = settings.OAUTHMAIL_HTTP_TIMEOUT  # always ours, whatever a library asks
         response = self.session.request(method, url, **kwargs)
         if response.status_code == 429 or response.status_code >= 500:
             raise TransientHTTPError(response.status_code, url.split("?")[0], _retry_after(response))
         return response
+
+    def request(self, method, url, **kwargs):
+        """requests.Session's signature, for google-auth's transport."""
+        kwargs.pop("timeout", None)
+        return self._send(method, url, **kwargs)
+
+    def discover(self, authority):
+        """The OpenID configuration published at `authority` (cached)."""
+        response = self.get(f"{authority}/.well-known/openid-configuration")
+        response.raise_for_status()
+        return json.loads(response.text)
 
     def get(self, url, **kwargs):
         if "/.well-known/" not in url:

@@ -9,8 +9,10 @@ from django.utils.translation import gettext_lazy
 
 from . import http
 from .base import (
+    AUTHORIZATION_CODE,
     CLIENT_CREDENTIALS,
     DEVICE_CODE,
+    AuthRedirect,
     DeviceCode,
     Pending,
     Provider,
@@ -139,7 +141,16 @@ class MicrosoftProvider(Provider):
             scopes=(result.get("scope") or "").split(),
         )
 
-    def begin(self, app, *, flow, login_hint=""):
+    def begin(self, app, *, flow, login_hint="", redirect_uri="", state=""):
+        if flow == AUTHORIZATION_CODE:
+            auth_flow = self._call(
+                app,
+                lambda msal_app: msal_app.initiate_auth_code_flow(
+                    scopes=app.delegated_scopes(), redirect_uri=redirect_uri, state=state, login_hint=login_hint
+                ),
+                confidential=app.has_client_secret,
+            )
+            return AuthRedirect(url=auth_flow["auth_uri"], state=auth_flow)
         if flow != DEVICE_CODE:
             raise ValueError(flow)
 
@@ -159,9 +170,18 @@ class MicrosoftProvider(Provider):
             state=state,
         )
 
-    def complete(self, app, *, flow, state, subject=""):
+    def complete(self, app, *, flow, state, subject="", response=None):
         if flow == CLIENT_CREDENTIALS:
             return self._app_only_token(app)
+        if flow == AUTHORIZATION_CODE:
+            if response.get("error"):
+                raise _error_from(response)
+            result = self._call(
+                app,
+                lambda msal_app: msal_app.acquire_token_by_auth_code_flow(state, response),
+                confidential=app.has_client_secret,
+            )
+            return self._tokens(result)
 
         def poll(msal_app):
             # exit_condition stops msal's own loop after exactly one token request.

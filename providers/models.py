@@ -151,6 +151,12 @@ class Application(Audited):
     def has_client_secret(self):
         return is_set(self, "client_secret")
 
+    @property
+    def has_app_only_credentials(self):
+        if self.provider == self.Provider.GOOGLE:
+            return is_set(self, "service_account_key")
+        return self.has_client_secret or is_set(self, "certificate_key")
+
     def secret_days_left(self):
         if not self.client_secret_expires_on:
             return None

@@ -1,8 +1,10 @@
 """The identity providers oauthmail knows, by key. Explicit: no import scanning."""
+from .google import GoogleProvider
 from .microsoft import MicrosoftProvider
 
 PROVIDERS = {
     "microsoft": MicrosoftProvider(),
+    "google": GoogleProvider(),
 }
 
 

@@ -1,0 +1,178 @@
+"""Google through google-auth and google-auth-oauthlib. The only module that imports them.
+
+Endpoints come from the OpenID configuration published at the application's authority
+(https://accounts.google.com by default), so a local identity provider is just another authority.
+"""
+from datetime import timedelta
+
+import google.auth.exceptions
+import google.auth.transport.requests
+import google.oauth2.credentials
+import google.oauth2.service_account
+import oauthlib.oauth2
+import requests
+from django.conf import settings
+from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
+from google.auth import jwt
+from google_auth_oauthlib.flow import Flow
+
+from . import http
+from .base import AUTHORIZATION_CODE, CLIENT_CREDENTIALS, AuthRedirect, Provider, ProviderError, TokenSet, expires_in
+
+MAIL_SCOPE = "https://mail.google.com/"
+IDENTITY_SCOPES = ["openid", "email"]
+REAUTH_ERRORS = ("invalid_grant", "access_denied")
+PLAIN_ERRORS = {
+    "invalid_grant": gettext_lazy("Google refused the grant: the mailbox must be signed in again (Init. Token)."),
+    "invalid_client": gettext_lazy("Google refused the application's client ID or secret."),
+    "unauthorized_client": gettext_lazy(
+        "Google refused this client for this grant (for a service account: is domain-wide delegation granted "
+        "for these scopes in the Admin console?)."
+    ),
+    "access_denied": gettext_lazy("Access was denied."),
+    "invalid_scope": gettext_lazy("Google refused the requested scopes."),
+}
+
+
+def _error(error, description=""):
+    plain = str(PLAIN_ERRORS.get(error, _("Google answered with an error.")))
+    return ProviderError(
+        f"{plain} {description or error}".strip(), code=error,
+        permanent=error not in ("temporarily_unavailable", "server_error", "internal_failure"),
+        reauth=error in REAUTH_ERRORS,
+    )
+
+
+def _transport_error(exc):
+    if isinstance(exc, http.TransientHTTPError):
+        return ProviderError(
+            _("Google is unavailable (HTTP %(status)s); it will be tried again.") % {"status": exc.status},
+            code=f"HTTP {exc.status}", retry_after=exc.retry_after,
+        )
+    return ProviderError(_("Could not reach Google: %(error)s") % {"error": type(exc).__name__}, code="network")
+
+
+class _Transport(google.auth.transport.requests.Request):
+    """google-auth's transport over our HTTP client (timeouts, certificates, 5xx as transient)."""
+
+    def __init__(self):
+        super().__init__(session=http.client)
+
+
+class GoogleProvider(Provider):
+    key = "google"
+    label = gettext_lazy("Google")
+    default_authority = "https://accounts.google.com"
+    refresh_token_idle_lifetime = timedelta(days=180)  # Google: revoked after six months unused
+    testing_refresh_token_lifetime = timedelta(days=7)  # apps whose consent screen is still "Testing"
+
+    def default_scopes(self, flow):
+        return [MAIL_SCOPE] if flow == CLIENT_CREDENTIALS else [MAIL_SCOPE, *IDENTITY_SCOPES]
+
+    def _endpoints(self, app):
+        try:
+            return http.client.discover(app.authority_base)
+        except (http.TransientHTTPError, requests.RequestException, ValueError) as exc:
+            raise _transport_error(exc) from None
+
+    def _flow(self, app, *, redirect_uri, code_verifier=None):
+        endpoints = self._endpoints(app)
+        config = {"web": {
+            "client_id": app.client_id,
+            "client_secret": app.client_secret if app.has_client_secret else "",
+            "auth_uri": endpoints["authorization_endpoint"],
+            "token_uri": endpoints["token_endpoint"],
+        }}
+        return Flow.from_client_config(
+            config, scopes=app.delegated_scopes(), redirect_uri=redirect_uri,
+            code_verifier=code_verifier, autogenerate_code_verifier=code_verifier is None,
+        )
+
+    def begin(self, app, *, flow, login_hint="", redirect_uri="", state=""):
+        if flow != AUTHORIZATION_CODE:
+            raise ProviderError(
+                _("Google mail cannot use the device-code flow: use the browser sign-in."), code="unsupported_flow",
+                permanent=True,
+            )
+        oauth_flow = self._flow(app, redirect_uri=redirect_uri)
+        url, _state = oauth_flow.authorization_url(
+            state=state, access_type="offline", prompt="consent", login_hint=login_hint,
+            include_granted_scopes="true",
+        )
+        return AuthRedirect(url=url, state={"code_verifier": oauth_flow.code_verifier, "redirect_uri": redirect_uri})
+
+    def complete(self, app, *, flow, state, subject="", response=None):
+        if flow == CLIENT_CREDENTIALS:
+            return self._service_account_token(app, subject=subject)
+        if response.get("error"):
+            raise _error(response["error"], response.get("error_description", ""))
+        oauth_flow = self._flow(app, redirect_uri=state["redirect_uri"], code_verifier=state["code_verifier"])
+        try:
+            token = oauth_flow.fetch_token(
+                code=response.get("code", ""), timeout=settings.OAUTHMAIL_HTTP_TIMEOUT,
+                include_client_id=True,
+            )
+        except oauthlib.oauth2.OAuth2Error as exc:
+            raise _error(exc.error, exc.description or "") from None
+        except (http.TransientHTTPError, requests.RequestException) as exc:
+            raise _transport_error(exc) from None
+        claims = jwt.decode(token["id_token"], verify=False) if token.get("id_token") else {}
+        return TokenSet(
+            access_token=token["access_token"],
+            expires_at=expires_in(token.get("expires_in", 3600)),
+            refresh_token=token.get("refresh_token", ""),
+            signed_in_as=claims.get("email", ""),
+            scopes=token.get("scope", []) if isinstance(token.get("scope"), list) else str(token.get("scope")).split(),
+        )
+
+    def refresh(self, app, *, flow, refresh_token, subject=""):
+        if flow == CLIENT_CREDENTIALS:
+            return self._service_account_token(app, subject=subject)
+        credentials = google.oauth2.credentials.Credentials(
+            token=None, refresh_token=refresh_token, token_uri=self._endpoints(app)["token_endpoint"],
+            client_id=app.client_id, client_secret=app.client_secret if app.has_client_secret else None,
+        )
+        self._refresh(credentials)
+        return TokenSet(
+            access_token=credentials.token, expires_at=_aware(credentials.expiry),
+            refresh_token=credentials.refresh_token or refresh_token,
+        )
+
+    def _service_account_token(self, app, *, subject):
+        import json
+
+        if not app.service_account_key:
+            raise ProviderError(
+                _("App-only access to Google needs a service account key on the application."),
+                code="no_service_account", permanent=True,
+            )
+        info = json.loads(app.service_account_key)
+        info["token_uri"] = self._endpoints(app)["token_endpoint"]
+        credentials = google.oauth2.service_account.Credentials.from_service_account_info(
+            info, scopes=app.app_only_scopes(), subject=subject
+        )
+        self._refresh(credentials)
+        return TokenSet(access_token=credentials.token, expires_at=_aware(credentials.expiry))
+
+    def _refresh(self, credentials):
+        try:
+            credentials.refresh(_Transport())
+        except google.auth.exceptions.RefreshError as exc:
+            data = exc.args[1] if len(exc.args) > 1 and isinstance(exc.args[1], dict) else {}
+            raise _error(data.get("error", "invalid_grant"), data.get("error_description", "")) from None
+        except google.auth.exceptions.TransportError as exc:
+            raise _transport_error(exc) from None
+        except (http.TransientHTTPError, requests.RequestException) as exc:
+            raise _transport_error(exc) from None
+
+    def estimate_refresh_token_expiry(self, app, *, issued_at, now):
+        if app.google_testing:
+            return issued_at + self.testing_refresh_token_lifetime
+        return now + self.refresh_token_idle_lifetime
+
+
+def _aware(naive_utc):
+    from datetime import UTC
+
+    return naive_utc.replace(tzinfo=UTC)
