@@ -1,0 +1,12 @@
+"""Business rules of the token lifecycle, called alike by the admin, the commands and the API.
+
+Every public function is keyword-only.
+"""
+from .init import account_init_callback, account_init_poll, account_init_start
+from .refresh import RefreshReport, due_accounts, refresh_due
+from .tokens import TokenUnavailable, log_event, token_get, token_refresh, xoauth2_string
+
+__all__ = [
+    "RefreshReport", "TokenUnavailable", "account_init_callback", "account_init_poll", "account_init_start",
+    "due_accounts", "log_event", "refresh_due", "token_get", "token_refresh", "xoauth2_string",
+]

@@ -1,0 +1,182 @@
+"""Init. Token: app-only at once, device code by polling, browser sign-in by callback."""
+import json
+import secrets
+from datetime import timedelta
+
+from django.db.models import Q
+from django.utils import timezone
+from django.utils.translation import gettext as _
+
+from oauthmail.crypto import DecryptionError
+from providers.base import AUTHORIZATION_CODE, DEVICE_CODE, Pending, ProviderError
+
+from ..claims import ClaimTimeout, claimed
+from ..models import InitRequest, TokenEvent
+from .tokens import _store_tokens, log_event
+
+AUTH_CODE_LIFETIME = timedelta(minutes=10)
+
+
+def _check_identity(account, tokens):
+    """A delegated token must belong to the mailbox (or to its named sign-in user, for a shared mailbox)."""
+    expected = (account.sign_in_user or account.email).lower()
+    who = tokens.signed_in_as
+    if not who:
+        raise ProviderError(_("The provider did not say who signed in: the token was refused."),
+                            code="no_identity", permanent=True)
+    if who.lower() != expected:
+        raise ProviderError(
+            _("%(who)s signed in, but this account needs %(expected)s: the token was refused.")
+            % {"who": who, "expected": expected}, code="identity_mismatch", permanent=True,
+        )
+
+
+def _init_succeeded(*, request, tokens, actor):
+    account = request.account
+    _check_identity(account, tokens)
+    with claimed(account.pk):
+        shown = tokens.signed_in_as
+        if account.sign_in_user:
+            shown = _("%(who)s (for the shared mailbox %(mailbox)s)") % {"who": shown, "mailbox": account.email}
+        _store_tokens(
+            account=account, tokens=tokens, actor=actor, kind=TokenEvent.Kind.INIT,
+            outcome=_("Signed in as %(who)s.") % {"who": shown},
+        )
+    request.state = ""
+    return _finish(request, InitRequest.Status.SUCCEEDED)
+
+
+def account_init_start(*, account, actor, redirect_uri=""):
+    """Start Init. Token. App-only accounts get their token at once; device code waits for a sign-in;
+    browser sign-in returns the provider's URL to send the operator to (`verification_uri`).
+
+    Always returns the InitRequest: `status` says whether it is pending, done or failed (`error`).
+    """
+    app = account.application
+    request = InitRequest(account=account, flow=account.flow, started_by=actor)
+    InitRequest.objects.filter(account=account, status=InitRequest.Status.PENDING).update(
+        status=InitRequest.Status.FAILED, error=_("Replaced by a newer Init. Token."), finished_at=timezone.now()
+    )
+    try:
+        if account.is_app_only:
+            with claimed(account.pk):
+                tokens = app.adapter.complete(app, flow=account.flow, state={}, subject=account.email)
+                _store_tokens(
+                    account=account, tokens=tokens, actor=actor, kind=TokenEvent.Kind.INIT,
+                    outcome=_("App-only token obtained."),
+                )
+            return _finish(request, InitRequest.Status.SUCCEEDED)
+        if account.flow == AUTHORIZATION_CODE:
+            return _start_browser_sign_in(request, redirect_uri=redirect_uri, actor=actor)
+        device = app.adapter.begin(app, flow=DEVICE_CODE, login_hint=account.sign_in_user or account.email)
+    except (ProviderError, DecryptionError, ClaimTimeout) as error:
+        log_event(account=account, actor=actor, kind=TokenEvent.Kind.FAILURE, outcome=error)
+        return _finish(request, InitRequest.Status.FAILED, error=str(error))
+    request.user_code = device.user_code
+    request.verification_uri = device.verification_uri
+    request.message = device.message
+    request.expires_at = device.expires_at
+    request.interval = device.interval
+    request.next_poll_at = timezone.now() + timedelta(seconds=device.interval)
+    request.state = json.dumps(device.state)
+    request.save()
+    log_event(
+        account=account, actor=actor, kind=TokenEvent.Kind.INIT_STARTED,
+        outcome=_("Waiting for a sign-in with code %(code)s.") % {"code": device.user_code},
+    )
+    return request
+
+
+def _start_browser_sign_in(request, *, redirect_uri, actor):
+    account = request.account
+    request.oauth_state = secrets.token_urlsafe(32)
+    redirect = account.application.adapter.begin(
+        account.application, flow=AUTHORIZATION_CODE, login_hint=account.sign_in_user or account.email,
+        redirect_uri=redirect_uri, state=request.oauth_state,
+    )
+    request.verification_uri = redirect.url
+    request.expires_at = timezone.now() + AUTH_CODE_LIFETIME
+    request.state = json.dumps(redirect.state)
+    request.save()
+    log_event(account=account, actor=actor, kind=TokenEvent.Kind.INIT_STARTED,
+              outcome=_("Browser sign-in started."))
+    return request
+
+
+def account_init_callback(*, oauth_state, response, actor):
+    """The provider sent the browser back: exchange the code, once. Returns the InitRequest, or None
+    when the state is unknown, already used or not this operator's (the caller says so)."""
+    request = (
+        InitRequest.objects.select_related("account__application")
+        .filter(oauth_state=oauth_state, flow=AUTHORIZATION_CODE, status=InitRequest.Status.PENDING)
+        .first()
+    ) if oauth_state else None
+    if request is None:
+        return None
+    used = InitRequest.objects.filter(pk=request.pk, finished_at__isnull=True).update(finished_at=timezone.now())
+    if not used:
+        return None
+    account = request.account
+    try:
+        if request.expires_at and request.expires_at <= timezone.now():
+            raise ProviderError(_("The sign-in took too long: start Init. Token again."), code="expired",
+                                permanent=True)
+        tokens = account.application.adapter.complete(
+            account.application, flow=AUTHORIZATION_CODE, state=json.loads(request.state), response=response,
+        )
+        if not tokens.refresh_token:
+            raise ProviderError(
+                _("The provider gave no refresh token, so the token could not be kept fresh: nothing was stored. "
+                  "Sign in again and accept every permission asked."), code="no_refresh_token", permanent=True,
+            )
+        return _init_succeeded(request=request, tokens=tokens, actor=actor)
+    except (ProviderError, DecryptionError, ClaimTimeout) as error:
+        log_event(account=account, actor=actor, kind=TokenEvent.Kind.FAILURE, outcome=error)
+        return _finish(request, InitRequest.Status.FAILED, error=str(error))
+
+
+def _finish(request, status, error=""):
+    request.status = status
+    request.error = error
+    request.finished_at = timezone.now()
+    request.save()
+    return request
+
+
+def account_init_poll(*, request_id, actor):
+    """Ask the provider once whether the user has signed in, unless it is too early to ask.
+
+    Safe to call from any number of browser tabs and server processes: a conditional UPDATE
+    takes the next poll slot, so the provider sees at most one request per interval.
+    """
+    request = InitRequest.objects.select_related("account__application").get(pk=request_id)
+    now = timezone.now()
+    if request.status != InitRequest.Status.PENDING:
+        return request
+    account = request.account
+    if request.expires_at and request.expires_at <= now:
+        error = _("The code expired before anyone signed in: start Init. Token again.")
+        log_event(account=account, actor=actor, kind=TokenEvent.Kind.FAILURE, outcome=error)
+        return _finish(request, InitRequest.Status.FAILED, error=error)
+    slot = now + timedelta(seconds=request.interval)
+    taken = InitRequest.objects.filter(
+        Q(next_poll_at__isnull=True) | Q(next_poll_at__lte=now), pk=request.pk, status=InitRequest.Status.PENDING
+    ).update(next_poll_at=slot)
+    if not taken:
+        return request
+    state = json.loads(request.state)
+    app = account.application
+    try:
+        tokens = app.adapter.complete(app, flow=request.flow, state=state, subject=account.email)
+        return _init_succeeded(request=request, tokens=tokens, actor=actor)
+    except Pending as pending:
+        request.interval = pending.interval
+        request.next_poll_at = timezone.now() + timedelta(seconds=pending.interval)
+        request.state = json.dumps(state)
+        request.save(update_fields=["interval", "next_poll_at", "state"])
+        return request
+    except (ProviderError, DecryptionError, ClaimTimeout) as error:
+        log_event(account=account, actor=actor, kind=TokenEvent.Kind.FAILURE, outcome=error)
+        return _finish(request, InitRequest.Status.FAILED, error=str(error))
+
+

@@ -1,0 +1,157 @@
+"""Storing tokens, refreshing one account, and handing valid tokens out.
+
+Tokens are written only while the account's claim is held (accounts/claims.py), and a new
+refresh token is saved in one transaction with the facts that go with it, before anything else
+can fail.
+"""
+import base64
+import time
+from datetime import timedelta
+
+from django.conf import settings
+from django.db import transaction
+from django.utils import timezone
+from django.utils.translation import gettext as _
+from django.views.decorators.debug import sensitive_variables
+
+from oauthmail.crypto import DecryptionError
+from providers.base import ProviderError
+
+from ..claims import ClaimTimeout, claimed
+from ..models import Account, TokenEvent
+
+RETRY_AFTER_CAP = 60
+REFRESHABLE = (Account.Status.ACTIVE, Account.Status.FAILING)
+
+
+class TokenUnavailable(Exception):
+    """No valid access token can be handed out; `code` says why, for programs."""
+
+    def __init__(self, message, *, code):
+        super().__init__(message)
+        self.code = code
+
+
+def log_event(*, account, actor, kind, outcome=""):
+    return TokenEvent.objects.create(account=account, actor=actor, kind=kind, outcome=str(outcome)[:500])
+
+
+
+
+@sensitive_variables("tokens", "values")
+def _store_tokens(*, account, tokens, actor, kind, outcome):
+    now = timezone.now()
+    values = {
+        "access_token": tokens.access_token,
+        "access_token_expires_at": tokens.expires_at,
+        "status": Account.Status.ACTIVE,
+        "last_error": "",
+    }
+    if tokens.refresh_token:
+        values["refresh_token"] = tokens.refresh_token
+        renewed = kind == TokenEvent.Kind.INIT or tokens.refresh_token != account.refresh_token
+        issued_at = now if renewed else (account.refresh_token_issued_at or now)
+        values["refresh_token_issued_at"] = issued_at
+        estimate = account.application.adapter.estimate_refresh_token_expiry(
+            account.application, issued_at=issued_at, now=now
+        )
+        values["refresh_token_expires_at"] = tokens.refresh_token_expires_at or estimate
+        values["refresh_token_expiry_estimated"] = not tokens.refresh_token_expires_at and estimate is not None
+    if kind == TokenEvent.Kind.INIT:
+        values.update(token_initialized_at=now, token_initialized_by=actor, last_refreshed_at=None,
+                      signed_in_as=tokens.signed_in_as)
+        if not tokens.refresh_token:
+            values.update(refresh_token="", refresh_token_expires_at=None, refresh_token_expiry_estimated=False,
+                          refresh_token_issued_at=None)
+    else:
+        values["last_refreshed_at"] = now
+    with transaction.atomic():
+        Account.objects.filter(pk=account.pk).update(**values)
+        log_event(account=account, actor=actor, kind=kind, outcome=outcome)
+    for name, value in values.items():
+        setattr(account, name, value)
+
+
+def _record_failure(*, account, error, actor):
+    status = Account.Status.REAUTH_REQUIRED if getattr(error, "reauth", False) else Account.Status.FAILING
+    kind = TokenEvent.Kind.REAUTH_REQUIRED if status == Account.Status.REAUTH_REQUIRED else TokenEvent.Kind.FAILURE
+    with transaction.atomic():
+        Account.objects.filter(pk=account.pk).update(status=status, last_error=str(error))
+        log_event(account=account, actor=actor, kind=kind, outcome=str(error))
+    account.status, account.last_error = status, str(error)
+
+
+
+
+def _refresh_claimed(*, account, actor):
+    """Refresh while holding the claim, retrying transient failures. Raises ProviderError on failure."""
+    app = account.application
+    attempts = max(1, settings.OAUTHMAIL_RETRY_ATTEMPTS)
+    for attempt in range(1, attempts + 1):
+        try:
+            if not account.is_app_only and not account.refresh_token:
+                raise ProviderError(
+                    _("This account has no refresh token: run Init. Token."), code="no_refresh_token", reauth=True
+                )
+            tokens = app.adapter.refresh(
+                app, flow=account.flow, refresh_token=account.refresh_token, subject=account.email
+            )
+        except DecryptionError as error:
+            error = ProviderError(str(error), code="decryption", permanent=True)
+            _record_failure(account=account, error=error, actor=actor)
+            raise error from None
+        except ProviderError as error:
+            if error.permanent or attempt == attempts:
+                _record_failure(account=account, error=error, actor=actor)
+                raise
+            delay = max(settings.OAUTHMAIL_RETRY_BACKOFF * 2 ** (attempt - 1), error.retry_after or 0)
+            time.sleep(min(delay, RETRY_AFTER_CAP))
+            continue
+        outcome = _("Access token valid until %(when)s.") % {"when": timezone.localtime(tokens.expires_at)}
+        _store_tokens(account=account, tokens=tokens, actor=actor, kind=TokenEvent.Kind.REFRESH, outcome=outcome)
+        return tokens
+
+
+def token_refresh(*, account, actor):
+    """Refresh one account now, waiting for any other process busy with it."""
+    with claimed(account.pk):
+        account.refresh_from_db()
+        return _refresh_claimed(account=account, actor=actor)
+
+
+def _not_refreshable(account):
+    if account.status == Account.Status.NEW:
+        return _("The token was never initialised: run Init. Token.")
+    return _("The mailbox must be signed in again (Init. Token): %(error)s") % {"error": account.last_error}
+
+
+
+
+@sensitive_variables("token")
+def token_get(*, account, actor, min_validity=timedelta(minutes=5)):
+    """A valid access token for the account, refreshed first when it expires within `min_validity`."""
+    try:
+        with claimed(account.pk):
+            account.refresh_from_db()
+            if account.status == Account.Status.NEW or not account.access_token:
+                raise TokenUnavailable(_not_refreshable(account), code="not_initialized")
+            if account.status == Account.Status.REAUTH_REQUIRED:
+                raise TokenUnavailable(_not_refreshable(account), code="reauth_required")
+            expires_at = account.access_token_expires_at
+            if not expires_at or expires_at - timezone.now() < min_validity:
+                try:
+                    _refresh_claimed(account=account, actor=actor)
+                except ProviderError as error:
+                    code = "reauth_required" if error.reauth else "provider_error"
+                    raise TokenUnavailable(str(error), code=code) from None
+            return account.access_token, account.access_token_expires_at
+    except ClaimTimeout as error:
+        raise TokenUnavailable(str(error), code="busy") from None
+    except DecryptionError as error:
+        raise TokenUnavailable(str(error), code="decryption") from None
+
+
+@sensitive_variables("token")
+def xoauth2_string(*, email, token):
+    """The base64 SASL XOAUTH2 initial response for IMAP/POP/SMTP."""
+    return base64.b64encode(f"user={email}\x01auth=Bearer {token}\x01\x01".encode()).decode()
