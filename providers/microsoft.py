@@ -1,4 +1,5 @@
 """Microsoft Entra ID through msal. The only module that imports msal."""
+
 import re
 from datetime import timedelta
 
@@ -90,6 +91,12 @@ class MicrosoftProvider(Provider):
     label = gettext_lazy("Microsoft Entra ID")
     default_authority = "https://login.microsoftonline.com"
     refresh_token_idle_lifetime = timedelta(days=90)  # Entra ID: 90 days after last use
+    # Exchange Online's servers, for Test connection: (host, port, security).
+    mail_servers = {
+        "imap": ("outlook.office365.com", 993, "tls"),
+        "pop": ("outlook.office365.com", 995, "tls"),
+        "smtp": ("smtp.office365.com", 587, "starttls"),
+    }
 
     def default_scopes(self, flow):
         return list(APP_ONLY_SCOPES if flow == CLIENT_CREDENTIALS else DELEGATED_SCOPES)
@@ -97,23 +104,37 @@ class MicrosoftProvider(Provider):
     def _authority(self, app):
         return f"{app.authority_base}/{app.tenant}"
 
-    def _call(self, app, work, *, confidential):
-        """Build the msal application and run `work(msal_app)`, turning every failure into ProviderError."""
+    @staticmethod
+    def _credential(app):
+        """A certificate when one is uploaded, else the client secret, else None (a public client)."""
+        if app.has_certificate:
+            return {
+                "private_key": app.certificate_key,
+                "thumbprint": app.certificate_thumbprint,
+                "public_certificate": app.certificate,
+            }
+        return app.client_secret if app.has_client_secret else None
+
+    def _call(self, app, work, *, public=False, app_only=False):
+        """Build the msal application and run `work(msal_app)`, turning every failure into ProviderError.
+
+        A confidential client whenever the application has a credential (device code is public-only
+        in msal); app-only flows require one.
+        """
         authority = self._authority(app)
         try:
             options = dict(authority=authority, http_client=http.client, instance_discovery=False)
-            if confidential:
-                if not app.has_client_secret:
-                    raise ProviderError(
-                        _("This sign-in method needs the application's client secret, and none is set."),
-                        code="no_client_secret",
-                        permanent=True,
-                    )
-                msal_app = msal.ConfidentialClientApplication(
-                    app.client_id, client_credential=app.client_secret, **options
+            credential = None if public else self._credential(app)
+            if app_only and credential is None:
+                raise ProviderError(
+                    _("App-only access needs the application's client secret or certificate, and none is set."),
+                    code="no_client_credential",
+                    permanent=True,
                 )
-            else:
+            if credential is None:
                 msal_app = msal.PublicClientApplication(app.client_id, **options)
+            else:
+                msal_app = msal.ConfidentialClientApplication(app.client_id, client_credential=credential, **options)
             return work(msal_app)
         except (http.TransientHTTPError, requests.RequestException) as exc:
             raise _transport_error(exc, authority) from None
@@ -148,7 +169,6 @@ class MicrosoftProvider(Provider):
                 lambda msal_app: msal_app.initiate_auth_code_flow(
                     scopes=app.delegated_scopes(), redirect_uri=redirect_uri, state=state, login_hint=login_hint
                 ),
-                confidential=app.has_client_secret,
             )
             return AuthRedirect(url=auth_flow["auth_uri"], state=auth_flow)
         if flow != DEVICE_CODE:
@@ -160,7 +180,7 @@ class MicrosoftProvider(Provider):
                 raise _error_from(state)
             return state
 
-        state = self._call(app, start, confidential=False)
+        state = self._call(app, start, public=True)
         return DeviceCode(
             user_code=state["user_code"],
             verification_uri=state["verification_uri"],
@@ -179,7 +199,6 @@ class MicrosoftProvider(Provider):
             result = self._call(
                 app,
                 lambda msal_app: msal_app.acquire_token_by_auth_code_flow(state, response),
-                confidential=app.has_client_secret,
             )
             return self._tokens(result)
 
@@ -187,7 +206,7 @@ class MicrosoftProvider(Provider):
             # exit_condition stops msal's own loop after exactly one token request.
             return msal_app.acquire_token_by_device_flow(state, exit_condition=lambda flow: True)
 
-        result = self._call(app, poll, confidential=False)
+        result = self._call(app, poll, public=True)
         if result.get("error") in PENDING_ERRORS:
             raise Pending(int(state.get("interval", 5)))  # msal adds 5 s to it on slow_down
         return self._tokens(result)
@@ -198,7 +217,6 @@ class MicrosoftProvider(Provider):
         result = self._call(
             app,
             lambda msal_app: msal_app.acquire_token_by_refresh_token(refresh_token, scopes=app.delegated_scopes()),
-            confidential=app.has_client_secret,
         )
         tokens = self._tokens(result)
         tokens.refresh_token = tokens.refresh_token or refresh_token  # not rotated: keep using the same one
@@ -208,6 +226,6 @@ class MicrosoftProvider(Provider):
         result = self._call(
             app,
             lambda msal_app: msal_app.acquire_token_for_client(scopes=app.app_only_scopes()),
-            confidential=True,
+            app_only=True,
         )
         return self._tokens(result)

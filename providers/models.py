@@ -152,10 +152,14 @@ class Application(Audited):
         return is_set(self, "client_secret")
 
     @property
+    def has_certificate(self):
+        return is_set(self, "certificate_key")
+
+    @property
     def has_app_only_credentials(self):
         if self.provider == self.Provider.GOOGLE:
             return is_set(self, "service_account_key")
-        return self.has_client_secret or is_set(self, "certificate_key")
+        return self.has_client_secret or self.has_certificate
 
     def secret_days_left(self):
         if not self.client_secret_expires_on:

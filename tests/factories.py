@@ -34,3 +34,16 @@ def make_staff(username, group_name):
     user = User.objects.create_user(username=username, password="pw-" + username, is_staff=True)
     user.groups.add(Group.objects.get(name=group_name))
     return user
+
+
+def make_google_application(idp, *, identifier="workspace", secret="google-secret", register=True, **fields):
+    client_id = fields.pop("client_id", f"{uuid.uuid4().hex[:12]}.apps.googleusercontent.com")
+    if register:
+        idp.add_client(client_id, secret=secret)
+    app = Application(identifier=identifier, name="Workspace mail", provider="google", client_id=client_id,
+                      authority_url=idp.url, **fields)
+    if secret:
+        app.client_secret = secret
+    app.full_clean()
+    app.save()
+    return app
