@@ -7,7 +7,7 @@ from django.utils.translation import gettext_lazy as _
 
 from providers.admin import WHO_WHEN, AuditedAdmin
 
-from . import admin_views
+from . import admin_views, connection_views
 from .models import Account
 
 EVENTS_SHOWN = 50
@@ -22,7 +22,7 @@ class AccountAdmin(AuditedAdmin):
     list_filter = ["status", "flow", "application"]
     search_fields = ["identifier", "name", "email"]
     list_select_related = ["application"]
-    actions = ["init_token"]
+    actions = ["init_token", "test_connection"]
     change_form_template = "admin/accounts/account/change_form.html"
     readonly_fields = [
         "status_badge", "last_error", "token_initialized_at", "token_initialized_by", "last_refreshed_at",
@@ -30,6 +30,10 @@ class AccountAdmin(AuditedAdmin):
     ]
     fieldsets = [
         (None, {"fields": ["application", "identifier", "name", "email", "flow", "comments"]}),
+        (_("Mail servers"), {"classes": ["collapse"], "fields": [  # Test connection
+            ("imap_host", "imap_port", "imap_security"), ("pop_host", "pop_port", "pop_security"),
+            ("smtp_host", "smtp_port", "smtp_security"), "verify_certificate",
+        ]}),
         (_("Token"), {"fields": [
             "status_badge", "last_error", "token_initialized_at", "token_initialized_by", "last_refreshed_at",
             "access_token_expires_at", "refresh_token_expiry",
@@ -55,6 +59,10 @@ class AccountAdmin(AuditedAdmin):
                 "init-token/<int:request_id>/status/", view(self.init_status_view),
                 name="accounts_account_init_status",
             ),
+            path(  # Test connection
+                "<int:object_id>/test-connection/", view(self.test_connection_view),
+                name="accounts_account_test_connection",
+            ),
             *super().get_urls(),
         ]
 
@@ -65,6 +73,18 @@ class AccountAdmin(AuditedAdmin):
     def init_token(self, request, queryset):
         return admin_views.start(self, request, list(queryset.select_related("application")))
 
+    # --- Test connection ---
+    def has_test_connection_permission(self, request, obj=None):
+        return request.user.has_perm("accounts.test_connection")
+
+    @admin.action(description=_("Test connection"), permissions=["test_connection"])
+    def test_connection(self, request, queryset):
+        return connection_views.test_many(self, request, list(queryset.select_related("application")))
+
+    def test_connection_view(self, request, object_id):
+        return connection_views.test_one(self, request, object_id)
+
+    # --- Init. Token ---
     def init_token_view(self, request, object_id):
         return admin_views.start_one(self, request, object_id)
 
@@ -78,6 +98,8 @@ class AccountAdmin(AuditedAdmin):
         context["can_init_token"] = obj is not None and self.has_init_token_permission(request, obj)
         if obj is not None:
             context["init_token_url"] = reverse("admin:accounts_account_init_token", args=[obj.pk])
+            context["can_test_connection"] = self.has_test_connection_permission(request, obj)
+            context["test_connection_url"] = reverse("admin:accounts_account_test_connection", args=[obj.pk])
         return super().render_change_form(request, context, add, change, form_url, obj)
 
     @admin.display(description=_("status"), ordering="status")

@@ -103,7 +103,10 @@ class Account(Audited):
         verbose_name = _("account")
         verbose_name_plural = _("accounts")
         ordering = ["identifier"]
-        permissions = [("init_token", _("Can initialise an account's token"))]
+        permissions = [
+            ("init_token", _("Can initialise an account's token")),
+            ("test_connection", _("Can test an account's mail server connection")),
+        ]
         indexes = [models.Index(fields=["status", "access_token_expires_at"])]
 
     def __str__(self):

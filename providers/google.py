@@ -117,6 +117,8 @@ class GoogleProvider(Provider):
             raise _error(exc.error, exc.description or "") from None
         except (http.TransientHTTPError, requests.RequestException) as exc:
             raise _transport_error(exc) from None
+        except ValueError:  # oauthlib could not read the answer (not JSON: a proxy's or a server's error page)
+            raise ProviderError(_("Google's answer could not be read; try again."), code="bad_response") from None
         claims = jwt.decode(token["id_token"], verify=False) if token.get("id_token") else {}
         return TokenSet(
             access_token=token["access_token"],

@@ -1,0 +1,187 @@
+"""Test connection: log in to an account's IMAP, POP and SMTP servers with a fresh token.
+
+Called alike by the admin page, the admin action and `manage.py test_connection`. Each protocol
+gives a `ProtocolResult`: success with facts, or the step that failed and the server's own words.
+A check passes only after the command that follows the login succeeds (a server may accept AUTH
+and still refuse the next command): IMAP `EXAMINE INBOX`, POP `STAT`, SMTP `MAIL FROM` + `RSET`
+(or the test message). Every result is logged as a `connection_test` event, never the token.
+"""
+import base64
+import ssl
+from dataclasses import dataclass, field
+
+from django.conf import settings
+from django.core.exceptions import ValidationError
+from django.core.validators import validate_email
+from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
+from django.views.decorators.debug import sensitive_variables
+
+from . import services
+from .mail_dialogues import MECHANISMS, run_check
+from .models import Security, TokenEvent
+
+PROTOCOLS = {"imap": gettext_lazy("IMAP"), "pop": gettext_lazy("POP"), "smtp": gettext_lazy("SMTP")}
+STEPS = {
+    "token": gettext_lazy("getting a token"),
+    "connect": gettext_lazy("connecting"),
+    "starttls": gettext_lazy("STARTTLS"),
+    "authenticate": gettext_lazy("logging in"),
+    "select": gettext_lazy("opening INBOX"),
+    "stat": gettext_lazy("STAT"),
+    "mail_from": gettext_lazy("MAIL FROM"),
+    "send": gettext_lazy("sending the test message"),
+}
+# Providers whose adapter does not (yet) declare its servers.
+DEFAULT_MAIL_SERVERS = {
+    "google": {
+        "imap": ("imap.gmail.com", 993, Security.TLS),
+        "pop": ("pop.gmail.com", 995, Security.TLS),
+        "smtp": ("smtp.gmail.com", 587, Security.STARTTLS),
+    },
+}
+
+
+class NoMailServer(Exception):
+    pass
+
+
+@dataclass(frozen=True)
+class MailServer:
+    host: str
+    port: int
+    security: str
+
+    def __str__(self):
+        return f"{self.host}:{self.port} ({Security(self.security).label})"
+
+
+@dataclass
+class ProtocolResult:
+    protocol: str
+    ok: bool
+    server: MailServer | None = None
+    step: str = ""  # the step that failed (or the last one passed)
+    detail: str = ""  # facts on success; the server's own words (or a plain explanation) on failure
+
+    @property
+    def protocol_label(self):
+        return str(PROTOCOLS[self.protocol])
+
+    @property
+    def step_label(self):
+        return str(STEPS.get(self.step, self.step))
+
+    def summary(self):
+        where = f"{self.protocol_label} {self.server}" if self.server else self.protocol_label
+        if self.ok:
+            return _("%(where)s: OK. %(detail)s") % {"where": where, "detail": self.detail}
+        return _("%(where)s: failed at %(step)s: %(detail)s") % {
+            "where": where, "step": self.step_label, "detail": self.detail,
+        }
+
+
+@dataclass
+class ConnectionTestResult:
+    account: object
+    mechanism: str
+    results: list = field(default_factory=list)
+
+    @property
+    def ok(self):
+        return bool(self.results) and all(result.ok for result in self.results)
+
+
+def mail_server(*, account, protocol):
+    """The account's server for `protocol`: its own host/port/security, else the provider's defaults."""
+    adapter = account.application.adapter
+    defaults = getattr(adapter, "mail_servers", None) or DEFAULT_MAIL_SERVERS.get(account.application.provider, {})
+    default_host, default_port, default_security = defaults.get(protocol, ("", None, ""))
+    host = getattr(account, f"{protocol}_host") or default_host
+    port = getattr(account, f"{protocol}_port") or default_port
+    security = getattr(account, f"{protocol}_security") or default_security or Security.TLS
+    if not host or not port:
+        raise NoMailServer(_("No %(protocol)s server is set for this account and its provider has no default.")
+                           % {"protocol": PROTOCOLS[protocol]})
+    return MailServer(host=host, port=int(port), security=str(security))
+
+
+def ssl_context(*, account):
+    """Certificates are verified unless the account says otherwise (for a local test server only)."""
+    context = ssl.create_default_context()
+    if not account.verify_certificate:
+        context.check_hostname = False
+        context.verify_mode = ssl.CERT_NONE
+    return context
+
+
+def timeout_seconds():
+    return settings.OAUTHMAIL_HTTP_TIMEOUT
+
+
+@sensitive_variables("token", "initial")
+def sasl_initial_response(*, mechanism, email, token, server):
+    """The client's first SASL message (not yet base64-encoded) for XOAUTH2 or OAUTHBEARER (RFC 7628)."""
+    if mechanism == "OAUTHBEARER":
+        authzid = email.replace("=", "=3D").replace(",", "=2C")
+        return f"n,a={authzid},\x01host={server.host}\x01port={server.port}\x01auth=Bearer {token}\x01\x01"
+    return f"user={email}\x01auth=Bearer {token}\x01\x01"
+
+
+@sensitive_variables("token", "initial")
+def _run_one(protocol, *, account, token, mechanism, send_to, actor):
+    try:
+        server = mail_server(account=account, protocol=protocol)
+    except NoMailServer as error:
+        return ProtocolResult(protocol, ok=False, step="connect", detail=str(error))
+    initial = sasl_initial_response(mechanism=mechanism, email=account.email, token=token, server=server)
+    ok, step, detail = run_check(
+        protocol, server=server, context=ssl_context(account=account), mechanism=mechanism, initial=initial,
+        timeout=timeout_seconds(), email=account.email, send_to=send_to, actor=actor,
+    )
+    return ProtocolResult(protocol, ok=ok, server=server, step=step, detail=_scrub(detail, token, initial))
+
+
+@sensitive_variables("token")
+def connection_test(*, account, actor, imap=True, pop=True, smtp=True, send_to=None, mechanism="XOAUTH2"):
+    """Log in to the chosen protocols with a fresh token; returns a ConnectionTestResult.
+
+    Never raises for what the servers or the network do: every problem is a failed ProtocolResult.
+    """
+    mechanism = mechanism.upper()
+    if mechanism not in MECHANISMS:
+        raise ValueError(mechanism)
+    report = ConnectionTestResult(account=account, mechanism=mechanism)
+    protocols = [name for name, wanted in (("imap", imap), ("pop", pop), ("smtp", smtp)) if wanted]
+    if send_to:
+        try:
+            validate_email(send_to)
+        except ValidationError:
+            protocols = [name for name in protocols if name != "smtp"]
+            report.results.append(ProtocolResult(
+                "smtp", ok=False, step="send",
+                detail=_("“%(address)s” is not a valid e-mail address.") % {"address": send_to},
+            ))
+    try:
+        token, _expires_at = services.token_get(account=account, actor=actor)
+    except services.TokenUnavailable as error:
+        for protocol in protocols:
+            report.results.append(ProtocolResult(protocol, ok=False, step="token", detail=str(error)))
+        protocols = []
+    for protocol in protocols:
+        report.results.append(_run_one(protocol, account=account, token=token, mechanism=mechanism,
+                                       send_to=send_to, actor=actor))
+    report.results.sort(key=lambda result: list(PROTOCOLS).index(result.protocol))
+    for result in report.results:
+        services.log_event(account=account, actor=actor, kind=TokenEvent.Kind.CONNECTION_TEST,
+                           outcome=result.summary())
+    return report
+
+
+def _scrub(text, *secrets):
+    """A server that echoes what it was sent must not put a token into a page or an event."""
+    for secret in secrets:
+        if secret:
+            for form in (secret, base64.b64encode(secret.encode()).decode()):
+                text = text.replace(form, "[…]")
+    return text

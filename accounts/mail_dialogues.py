@@ -1,0 +1,251 @@
+"""The IMAP, POP and SMTP dialogues of Test connection: connect, secure, SASL login, then the next command.
+
+`run_check()` never raises for what a server or the network does: it returns (ok, step, detail),
+where detail is the facts on success, else the server's own words or a plain explanation.
+"""
+import base64
+import imaplib
+import poplib
+import smtplib
+import socket
+import ssl
+from email.message import EmailMessage
+from email.utils import formatdate, make_msgid
+
+from django.utils import timezone
+from django.utils.translation import gettext as _
+from django.views.decorators.debug import sensitive_variables
+
+from .models import Security
+
+MECHANISMS = ("XOAUTH2", "OAUTHBEARER")
+
+
+class _Sasl:
+    """Answers a SASL exchange: the initial response first, then the reply an error challenge needs."""
+
+    def __init__(self, mechanism, initial):
+        self.mechanism, self.initial, self.sent, self.error_challenge = mechanism, initial, False, ""
+
+    def __call__(self, challenge=None):
+        """smtplib's authobject (and imaplib's, through `imap`): text in, text out."""
+        if not self.sent and not challenge:
+            self.sent = True
+            return self.initial
+        if isinstance(challenge, bytes):
+            challenge = challenge.decode("utf-8", "replace")
+        self.error_challenge = " ".join((challenge or "").split())
+        return "\x01" if self.mechanism == "OAUTHBEARER" else ""  # RFC 7628 3.2.3; XOAUTH2: empty
+
+    def imap(self, challenge):
+        return self(challenge).encode()
+
+    def with_challenge(self, words):
+        return f"{words} {self.error_challenge}".strip() if self.error_challenge else words
+
+
+class _Failed(Exception):
+    """A step answered, but not with success: its words are the server's."""
+
+
+# --- the three protocols ------------------------------------------------------------------------
+
+
+def _check_imap(check, server, context, sasl, timeout):
+    check.step = "connect"
+    if server.security == Security.TLS:
+        client = imaplib.IMAP4_SSL(server.host, server.port, ssl_context=context, timeout=timeout)
+    else:
+        client = imaplib.IMAP4(server.host, server.port, timeout=timeout)
+    check.client = client
+    if server.security == Security.STARTTLS:
+        check.step = "starttls"
+        client.starttls(ssl_context=context)
+    check.step = "authenticate"
+    try:
+        client.authenticate(sasl.mechanism, sasl.imap)
+    except imaplib.IMAP4.error as error:
+        raise _Failed(sasl.with_challenge(_words(error))) from None
+    check.step = "select"
+    status, data = client.select("INBOX", readonly=True)  # EXAMINE: a test changes nothing
+    if status != "OK":
+        raise _Failed(_words(data[-1] if data else status))
+    count = int(data[0]) if data and data[0] and data[0].isdigit() else 0
+    return _("Logged in with %(mechanism)s; INBOX holds %(count)s messages.") % {
+        "mechanism": sasl.mechanism, "count": count,
+    }
+
+
+def _check_pop(check, server, context, sasl, timeout):
+    check.step = "connect"
+    if server.security == Security.TLS:
+        client = poplib.POP3_SSL(server.host, server.port, timeout=timeout, context=context)
+    else:
+        client = poplib.POP3(server.host, server.port, timeout=timeout)
+    check.client = client
+    if server.security == Security.STARTTLS:
+        check.step = "starttls"
+        client.stls(context=context)
+    check.step = "authenticate"
+    # Two steps (no initial response on the AUTH line): long tokens, and Microsoft's documented exchange.
+    reply = client._shortcmd(f"AUTH {sasl.mechanism}")
+    if not _continues(reply):
+        raise _Failed(_words(reply))
+    reply = client._shortcmd(_b64(sasl()))
+    if _continues(reply):  # an error challenge: answer it, and the server's -ERR follows
+        client._putcmd(_b64(sasl(base64.b64decode(reply[2:]))))
+        try:
+            reply = client._getresp()
+        except poplib.error_proto as error:
+            raise _Failed(sasl.with_challenge(_words(error))) from None
+        raise _Failed(sasl.with_challenge(_words(reply)))
+    check.step = "stat"
+    count, size = client.stat()
+    return _("Logged in with %(mechanism)s; the mailbox holds %(count)s messages (%(size)s bytes).") % {
+        "mechanism": sasl.mechanism, "count": count, "size": size,
+    }
+
+
+def _continues(reply):
+    return reply == b"+" or reply.startswith(b"+ ")
+
+
+def _b64(text):
+    return base64.b64encode(text.encode()).decode()
+
+
+def _check_smtp(check, server, context, sasl, timeout, *, email, send_to, actor):
+    check.step = "connect"
+    if server.security == Security.TLS:
+        client = smtplib.SMTP_SSL(server.host, server.port, timeout=timeout, context=context)
+    else:
+        client = smtplib.SMTP(server.host, server.port, timeout=timeout)
+    check.client = client
+    client.ehlo()
+    if server.security == Security.STARTTLS:
+        check.step = "starttls"
+        client.starttls(context=context)
+        client.ehlo()
+    check.step = "authenticate"
+    try:
+        client.auth(sasl.mechanism, sasl)
+    except smtplib.SMTPAuthenticationError as error:
+        raise _Failed(sasl.with_challenge(_words(error))) from None
+    if send_to:
+        check.step = "send"
+        client.send_message(_test_message(email=email, send_to=send_to, actor=actor))
+        return _("Logged in with %(mechanism)s; a test message was sent to %(address)s.") % {
+            "mechanism": sasl.mechanism, "address": send_to,
+        }
+    check.step = "mail_from"
+    code, words = client.mail(email)
+    if code != 250:
+        raise _Failed(f"{code} {_words(words)}")
+    client.rset()
+    return _("Logged in with %(mechanism)s; the server accepted MAIL FROM:<%(email)s> (nothing was sent).") % {
+        "mechanism": sasl.mechanism, "email": email,
+    }
+
+
+def _test_message(*, email, send_to, actor):
+    message = EmailMessage()
+    message["From"] = email
+    message["To"] = send_to
+    message["Subject"] = _("oauthmail test message")
+    message["Date"] = formatdate(localtime=True)
+    message["Message-ID"] = make_msgid(domain=email.rpartition("@")[2] or None)
+    message.set_content(
+        _("This message was sent by oauthmail's Test connection for %(email)s, by %(actor)s at %(when)s.")
+        % {"email": email, "actor": actor, "when": timezone.localtime().strftime("%Y-%m-%d %H:%M:%S %Z")}
+    )
+    return message
+
+
+# --- running them -------------------------------------------------------------------------------
+
+
+class _Check:
+    step = "connect"
+    client = None
+
+
+def _close(protocol, client):
+    if client is None:
+        return
+    try:
+        {"imap": lambda: client.logout(), "pop": lambda: client.quit(), "smtp": lambda: client.quit()}[protocol]()
+    except (OSError, EOFError, imaplib.IMAP4.error, poplib.error_proto):
+        try:
+            (client.shutdown if protocol == "imap" else client.close)()
+        except OSError:
+            pass
+
+
+@sensitive_variables("initial", "sasl")
+def run_check(protocol, *, server, context, mechanism, initial, timeout, email, send_to=None, actor=""):
+    """One protocol's check; `initial` is the SASL initial response, not yet base64-encoded."""
+    sasl, check = _Sasl(mechanism, initial), _Check()
+    try:
+        if protocol == "imap":
+            detail = _check_imap(check, server, context, sasl, timeout)
+        elif protocol == "pop":
+            detail = _check_pop(check, server, context, sasl, timeout)
+        else:
+            detail = _check_smtp(check, server, context, sasl, timeout, email=email, send_to=send_to, actor=actor)
+        return True, check.step, detail
+    except (_Failed, OSError, EOFError, ValueError, imaplib.IMAP4.error, poplib.error_proto) as error:
+        return False, check.step, _describe(error, server, timeout)
+    finally:
+        _close(protocol, check.client)
+
+
+# --- words --------------------------------------------------------------------------------------
+
+
+def _words(value):
+    """The server's own words, as text."""
+    if isinstance(value, smtplib.SMTPResponseException):
+        return f"{value.smtp_code} {_words(value.smtp_error)}"
+    if isinstance(value, BaseException):
+        value = value.args[0] if len(value.args) == 1 else " ".join(str(arg) for arg in value.args)
+    if isinstance(value, bytes):
+        value = value.decode("utf-8", "replace")
+    return " ".join(str(value).split())
+
+
+def _describe(error, server, timeout):
+    """A clear sentence for what went wrong: the server's words when it spoke, else what the network did."""
+    values = {"host": server.host, "port": server.port, "server": server, "seconds": timeout,
+              "reason": _words(getattr(error, "reason", None) or getattr(error, "strerror", None) or error)}
+    if isinstance(error, _Failed | imaplib.IMAP4.error | poplib.error_proto):
+        return _words(error)
+    if isinstance(error, smtplib.SMTPRecipientsRefused):
+        return "; ".join(f"{address}: {code} {_words(words)}" for address, (code, words) in error.recipients.items())
+    if isinstance(error, smtplib.SMTPResponseException):
+        return _words(error)
+    if isinstance(error, smtplib.SMTPNotSupportedError | smtplib.SMTPException) and not isinstance(
+        error, smtplib.SMTPServerDisconnected
+    ):
+        return _words(error)
+    if isinstance(error, socket.gaierror):
+        return _("The host name %(host)s could not be found (%(reason)s).") % values
+    if isinstance(error, ConnectionRefusedError):
+        return _("%(host)s refused the connection on port %(port)s: is the port right, and the server running?") % (
+            values
+        )
+    if isinstance(error, TimeoutError):
+        return _("No answer from %(server)s within %(seconds)s seconds: check the port and the security "
+                 "(TLS or STARTTLS), or a firewall.") % values
+    if isinstance(error, ssl.SSLCertVerificationError):
+        return _("The server's certificate could not be verified (%(reason)s). Turn off “verify server "
+                 "certificate” only for a local test server.") % {"reason": _words(error.verify_message or error)}
+    if isinstance(error, ssl.SSLError):
+        return _("TLS with %(server)s failed (%(reason)s): check that this port expects this security "
+                 "(TLS or STARTTLS).") % values
+    if isinstance(error, smtplib.SMTPServerDisconnected | EOFError | ConnectionResetError):
+        return _("%(server)s closed the connection (%(reason)s).") % values
+    if isinstance(error, ValueError):
+        return _("%(server)s: %(reason)s") % values
+    return _("Could not talk to %(server)s: %(reason)s") % values
+
+
