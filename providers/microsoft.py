@@ -1,6 +1,7 @@
 """Microsoft Entra ID through msal. The only module that imports msal."""
 
 import re
+import warnings
 from datetime import timedelta
 
 import msal
@@ -164,12 +165,18 @@ class MicrosoftProvider(Provider):
 
     def begin(self, app, *, flow, login_hint="", redirect_uri="", state=""):
         if flow == AUTHORIZATION_CODE:
-            auth_flow = self._call(
-                app,
-                lambda msal_app: msal_app.initiate_auth_code_flow(
-                    scopes=app.delegated_scopes(), redirect_uri=redirect_uri, state=state, login_hint=login_hint
-                ),
-            )
+
+            def start_auth_code(msal_app):
+                # The answer comes back as a query (GET), not form_post: a cross-site POST would not
+                # carry the operator's SameSite=Lax session cookie, to which the state is bound.
+                with warnings.catch_warnings():
+                    warnings.filterwarnings("ignore", message="response_mode='form_post' is recommended")
+                    return msal_app.initiate_auth_code_flow(
+                        scopes=app.delegated_scopes(), redirect_uri=redirect_uri, state=state,
+                        login_hint=login_hint, response_mode="query",
+                    )
+
+            auth_flow = self._call(app, start_auth_code)
             return AuthRedirect(url=auth_flow["auth_uri"], state=auth_flow)
         if flow != DEVICE_CODE:
             raise ValueError(flow)
