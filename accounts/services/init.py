@@ -178,5 +178,3 @@ def account_init_poll(*, request_id, actor):
     except (ProviderError, DecryptionError, ClaimTimeout) as error:
         log_event(account=account, actor=actor, kind=TokenEvent.Kind.FAILURE, outcome=error)
         return _finish(request, InitRequest.Status.FAILED, error=str(error))
-
-

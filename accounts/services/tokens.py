@@ -36,8 +36,6 @@ def log_event(*, account, actor, kind, outcome=""):
     return TokenEvent.objects.create(account=account, actor=actor, kind=kind, outcome=str(outcome)[:500])
 
 
-
-
 @sensitive_variables("tokens", "values")
 def _store_tokens(*, account, tokens, actor, kind, outcome):
     now = timezone.now()
@@ -73,14 +71,12 @@ def _store_tokens(*, account, tokens, actor, kind, outcome):
 
 
 def _record_failure(*, account, error, actor):
-    status = Account.Status.REAUTH_REQUIRED if getattr(error, "reauth", False) else Account.Status.FAILING
+    status = Account.Status.REAUTH_REQUIRED if error.reauth else Account.Status.FAILING
     kind = TokenEvent.Kind.REAUTH_REQUIRED if status == Account.Status.REAUTH_REQUIRED else TokenEvent.Kind.FAILURE
     with transaction.atomic():
         Account.objects.filter(pk=account.pk).update(status=status, last_error=str(error))
         log_event(account=account, actor=actor, kind=kind, outcome=str(error))
     account.status, account.last_error = status, str(error)
-
-
 
 
 def _refresh_claimed(*, account, actor):
@@ -125,15 +121,13 @@ def _not_refreshable(account):
     return _("The mailbox must be signed in again (Init. Token): %(error)s") % {"error": account.last_error}
 
 
-
-
 @sensitive_variables("token")
 def token_get(*, account, actor, min_validity=timedelta(minutes=5)):
     """A valid access token for the account, refreshed first when it expires within `min_validity`."""
     try:
         with claimed(account.pk):
             account.refresh_from_db()
-            if account.status == Account.Status.NEW or not account.access_token:
+            if not account.access_token and not (account.refresh_token or account.is_app_only):
                 raise TokenUnavailable(_not_refreshable(account), code="not_initialized")
             if account.status == Account.Status.REAUTH_REQUIRED:
                 raise TokenUnavailable(_not_refreshable(account), code="reauth_required")
