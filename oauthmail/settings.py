@@ -93,6 +93,7 @@ INSTALLED_APPS = [
     "django.contrib.staticfiles",
     "providers",
     "accounts",
+    "api",
 ]
 
 MIDDLEWARE = [
@@ -145,6 +146,14 @@ OAUTHMAIL_HTTP_TIMEOUT = _setting("OAUTHMAIL_HTTP_TIMEOUT", lambda: env.float("O
 # Transient provider failures (network, timeouts, 5xx, 429) are retried this many times with backoff.
 OAUTHMAIL_RETRY_ATTEMPTS = _setting("OAUTHMAIL_RETRY_ATTEMPTS", lambda: env.int("OAUTHMAIL_RETRY_ATTEMPTS", default=3))
 OAUTHMAIL_RETRY_BACKOFF = _setting("OAUTHMAIL_RETRY_BACKOFF", lambda: env.float("OAUTHMAIL_RETRY_BACKOFF", default=2.0))
+
+# Django's own e-mail (and any project's that installs oauthmail) through this account's SMTP server,
+# with XOAUTH2: set it to an account identifier. Blank: Django's usual EMAIL_BACKEND settings.
+OAUTHMAIL_EMAIL_ACCOUNT = env.str("OAUTHMAIL_EMAIL_ACCOUNT", default="")
+if OAUTHMAIL_EMAIL_ACCOUNT:
+    EMAIL_BACKEND = "accounts.mail.OAuth2EmailBackend"
+    # The mailbox's own address: Microsoft and Google refuse a From the account may not send as.
+    DEFAULT_FROM_EMAIL = SERVER_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="webmaster@localhost")
 
 LOGGING = {
     "version": 1,

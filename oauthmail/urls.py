@@ -1,5 +1,5 @@
 from django.contrib import admin
-from django.urls import path
+from django.urls import include, path
 from django.views.generic import RedirectView
 
 from accounts.views import oauth_callback
@@ -11,4 +11,5 @@ urlpatterns = [
     path("", RedirectView.as_view(url="/admin/", permanent=False)),
     path("admin/", admin.site.urls),
     path("oauth/callback/", oauth_callback, name="oauth_callback"),
+    path("api/v1/", include("api.urls")),
 ]

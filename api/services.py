@@ -1,0 +1,108 @@
+"""Business rules of the token API: API clients, their keys, and reading a token. Keyword-only.
+
+A key looks like ``om_<prefix>_<secret>``: the prefix finds the client, the SHA-256 of the whole
+key is compared in constant time. The key itself is returned once, by the function that makes it.
+"""
+import hashlib
+import hmac
+import secrets
+
+from django.db import transaction
+from django.utils import timezone
+from django.utils.translation import gettext as _
+from django.views.decorators.debug import sensitive_variables
+
+from accounts import services as account_services
+from accounts.models import Account, TokenEvent
+
+from .models import ApiClient
+
+KEY_TAG = "om"
+# TokenUnavailable.code -> HTTP status of the API's answer.
+STATUS_FOR = {"not_initialized": 409, "reauth_required": 409, "provider_error": 502, "busy": 503, "decryption": 500}
+RETRY_AFTER_BUSY = 5
+
+
+class ApiError(Exception):
+    def __init__(self, message, *, status, code, headers=None):
+        super().__init__(message)
+        self.status, self.code, self.headers = status, code, headers or {}
+
+
+def _digest(key):
+    return hashlib.sha256(key.encode()).hexdigest()
+
+
+@sensitive_variables("key")
+def api_client_new_key(*, client, actor):
+    """Give the client a new key (replacing any old one) and return it: the only time it is seen."""
+    prefix = secrets.token_hex(4)
+    while ApiClient.objects.filter(key_prefix=prefix).exclude(pk=client.pk).exists():
+        prefix = secrets.token_hex(4)
+    key = f"{KEY_TAG}_{prefix}_{secrets.token_urlsafe(32)}"
+    client.key_prefix, client.key_hash = prefix, _digest(key)
+    if client._state.adding:
+        client.created_by = actor
+    client.save()
+    return key
+
+
+@sensitive_variables("key")
+def api_client_create(*, name, accounts, actor):
+    """A new active client allowed to read `accounts`; returns (client, key)."""
+    with transaction.atomic():
+        client = ApiClient(name=name)
+        key = api_client_new_key(client=client, actor=actor)
+        client.accounts.set(accounts)
+    return client, key
+
+
+def api_client_revoke(*, client, actor):
+    ApiClient.objects.filter(pk=client.pk).update(is_active=False, revoked_at=timezone.now(), revoked_by=actor)
+    client.refresh_from_db()
+
+
+@sensitive_variables("key")
+def api_client_authenticate(*, key):
+    """The active client whose key this is; ApiError 401 otherwise."""
+    refused = ApiError(_("A valid API key is required: Authorization: Bearer <key>."), status=401,
+                       code="unauthorized", headers={"WWW-Authenticate": 'Bearer realm="oauthmail"'})
+    tag, _sep, rest = (key or "").partition("_")
+    prefix, _sep, secret = rest.partition("_")
+    if tag != KEY_TAG or not prefix or not secret:
+        raise refused
+    client = ApiClient.objects.filter(key_prefix=prefix).first()
+    if client is None or not hmac.compare_digest(client.key_hash, _digest(key)) or not client.is_active:
+        raise refused
+    ApiClient.objects.filter(pk=client.pk).update(last_used_at=timezone.now())
+    return client
+
+
+@sensitive_variables("token")
+def api_token_read(*, client, identifier):
+    """A valid token of the account for the client (refreshed first when it expires within 5 minutes)."""
+    account = Account.objects.select_related("application").filter(identifier=identifier).first()
+    if account is None:
+        raise ApiError(_("No account with identifier “%(identifier)s”.") % {"identifier": identifier},
+                       status=404, code="not_found")
+    if not client.accounts.filter(pk=account.pk).exists():
+        raise ApiError(_("This API client may not read the account “%(identifier)s”.") % {"identifier": identifier},
+                       status=403, code="forbidden")
+    try:
+        token, expires_at = account_services.token_get(account=account, actor=client.actor)
+    except account_services.TokenUnavailable as error:
+        headers = {"Retry-After": str(RETRY_AFTER_BUSY)} if error.code == "busy" else {}
+        raise ApiError(str(error), status=STATUS_FOR.get(error.code, 500), code=error.code, headers=headers) from None
+    account_services.log_event(
+        account=account, actor=client.actor, kind=TokenEvent.Kind.READ,
+        outcome=_("Token read by API client %(name)s.") % {"name": client.name},
+    )
+    app = account.application
+    return {
+        "access_token": token,
+        "token_type": "Bearer",
+        "expires_at": expires_at.isoformat() if expires_at else None,
+        "email": account.email,
+        "scopes": app.app_only_scopes() if account.is_app_only else app.delegated_scopes(),
+        "xoauth2": account_services.xoauth2_string(email=account.email, token=token),
+    }
