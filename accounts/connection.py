@@ -32,14 +32,6 @@ STEPS = {
     "mail_from": gettext_lazy("MAIL FROM"),
     "send": gettext_lazy("sending the test message"),
 }
-# Providers whose adapter does not (yet) declare its servers.
-DEFAULT_MAIL_SERVERS = {
-    "google": {
-        "imap": ("imap.gmail.com", 993, Security.TLS),
-        "pop": ("pop.gmail.com", 995, Security.TLS),
-        "smtp": ("smtp.gmail.com", 587, Security.STARTTLS),
-    },
-}
 
 
 class NoMailServer(Exception):
@@ -94,8 +86,7 @@ class ConnectionTestResult:
 
 def mail_server(*, account, protocol):
     """The account's server for `protocol`: its own host/port/security, else the provider's defaults."""
-    adapter = account.application.adapter
-    defaults = getattr(adapter, "mail_servers", None) or DEFAULT_MAIL_SERVERS.get(account.application.provider, {})
+    defaults = getattr(account.application.adapter, "mail_servers", {})
     default_host, default_port, default_security = defaults.get(protocol, ("", None, ""))
     host = getattr(account, f"{protocol}_host") or default_host
     port = getattr(account, f"{protocol}_port") or default_port

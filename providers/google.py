@@ -66,6 +66,12 @@ class GoogleProvider(Provider):
     default_authority = "https://accounts.google.com"
     refresh_token_idle_lifetime = timedelta(days=180)  # Google: revoked after six months unused
     testing_refresh_token_lifetime = timedelta(days=7)  # apps whose consent screen is still "Testing"
+    # Gmail's servers, for Test connection: (host, port, security).
+    mail_servers = {
+        "imap": ("imap.gmail.com", 993, "tls"),
+        "pop": ("pop.gmail.com", 995, "tls"),
+        "smtp": ("smtp.gmail.com", 587, "starttls"),
+    }
 
     def default_scopes(self, flow):
         return [MAIL_SCOPE] if flow == CLIENT_CREDENTIALS else [MAIL_SCOPE, *IDENTITY_SCOPES]

@@ -142,3 +142,23 @@ def test_staff_without_the_permission_may_not(client, mail_account):
     user = User.objects.create_user("viewer", password="pw", is_staff=True)
     client.force_login(user)
     assert client.get(page_url(mail_account)).status_code == 403
+
+
+@pytest.mark.parametrize("provider, expected", [
+    ("microsoft", ["outlook.office365.com:993 (TLS)", "outlook.office365.com:995 (TLS)",
+                   "smtp.office365.com:587 (STARTTLS)"]),
+    ("google", ["imap.gmail.com:993 (TLS)", "pop.gmail.com:995 (TLS)", "smtp.gmail.com:587 (STARTTLS)"]),
+])
+def test_blank_servers_are_the_providers_defaults(idp, provider, expected):
+    from accounts.connection import mail_server
+
+    account = make_account(make_application(idp), identifier="plain")
+    account.application.provider = provider
+    assert [str(mail_server(account=account, protocol=p)) for p in ("imap", "pop", "smtp")] == expected
+
+
+def test_a_set_host_keeps_the_providers_port_and_security(idp):
+    from accounts.connection import mail_server
+
+    account = make_account(make_application(idp), imap_host="imap.contoso.com")
+    assert str(mail_server(account=account, protocol="imap")) == "imap.contoso.com:993 (TLS)"
