@@ -162,3 +162,17 @@ def test_a_set_host_keeps_the_providers_port_and_security(idp):
 
     account = make_account(make_application(idp), imap_host="imap.contoso.com")
     assert str(mail_server(account=account, protocol="imap")) == "imap.contoso.com:993 (TLS)"
+
+
+def test_an_untrusted_certificate_is_refused_with_a_clear_message(admin_client, mail_account, monkeypatch):
+    monkeypatch.setenv("SSL_CERT_FILE", "/etc/ssl/certs/ca-certificates.crt")  # the system CAs only
+    found = results(run(admin_client, mail_account, pop=None, smtp=None))
+    assert found["imap"].step == "connect"
+    assert "certificate could not be verified" in found["imap"].detail
+
+
+def test_verification_off_accepts_an_untrusted_certificate(admin_client, mail_account, monkeypatch):
+    monkeypatch.setenv("SSL_CERT_FILE", "/etc/ssl/certs/ca-certificates.crt")
+    Account.objects.filter(pk=mail_account.pk).update(verify_certificate=False)
+    found = results(run(admin_client, mail_account, pop=None, smtp=None))
+    assert found["imap"].ok, found["imap"].detail
