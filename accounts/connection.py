@@ -34,6 +34,9 @@ STEPS = {
 }
 
 
+SECURITY_SHORT = {Security.TLS: "TLS", Security.STARTTLS: "STARTTLS", Security.NONE: gettext_lazy("no TLS")}
+
+
 class NoMailServer(Exception):
     pass
 
@@ -45,7 +48,7 @@ class MailServer:
     security: str
 
     def __str__(self):
-        return f"{self.host}:{self.port} ({Security(self.security).label})"
+        return f"{self.host}:{self.port} ({SECURITY_SHORT.get(self.security, self.security)})"
 
 
 @dataclass
