@@ -1,21 +1,34 @@
 """One token operation per account at a time, across processes and machines.
 
-A claim is a short lease written with one conditional UPDATE, which both SQLite and PostgreSQL
-perform atomically: of two processes claiming the same account, exactly one updates the row.
+A claim is a lease on the account's row: `claim_id` (who) and `claimed_until` (until when).
 Whoever holds the claim may use (and so rotate) the refresh token; everyone else waits or skips.
-A process that dies while holding a claim only delays that account until the lease runs out.
+Every claim is taken by a conditional UPDATE (`WHERE claim is free`), which SQLite and PostgreSQL
+both perform atomically: of two processes claiming the same account, exactly one updates the row.
+
+The refresh worker pool claims whole batches (`claim_batch`): on PostgreSQL the due, unclaimed rows
+are first locked with `SELECT … FOR UPDATE SKIP LOCKED`, so that processes claiming at the same
+moment take different rows instead of queuing behind each other; SQLite, which has one writer at
+a time, needs no row lock. A batch's lease is short (`QUEUE_LEASE`) and kept alive while its
+process lives (`keep_alive`); each account is then `start`ed (its lease checked to still be ours,
+and lengthened to `lease_seconds()`) right before its refresh token is used. A process that dies
+only delays its accounts until their leases run out; it never makes two processes use one token.
 """
 import time
 import uuid
 from contextlib import contextmanager
+from dataclasses import dataclass, field
 from datetime import timedelta
 
 from django.conf import settings
+from django.db import connection, transaction
 from django.db.models import Q
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from .models import Account
+
+QUEUE_LEASE = 60  # seconds: a claimed account waiting for a worker, renewed by keep_alive() meanwhile
+SECRETS = ("access_token", "refresh_token")
 
 
 class ClaimTimeout(Exception):
@@ -23,25 +36,39 @@ class ClaimTimeout(Exception):
 
 
 def lease_seconds():
-    """Long enough for every attempt of a refresh, with its backoff, to finish."""
-    attempts = settings.OAUTHMAIL_RETRY_ATTEMPTS
-    return int(attempts * (settings.OAUTHMAIL_HTTP_TIMEOUT + settings.OAUTHMAIL_RETRY_BACKOFF * 2**attempts) + 30)
+    """Long enough for every attempt of a refresh to finish: per attempt a token request (and maybe a
+    discovery request) with its timeout, and between attempts a backoff or a Retry-After sleep."""
+    from .services.tokens import RETRY_AFTER_CAP  # tokens imports this module
+
+    attempts = max(1, settings.OAUTHMAIL_RETRY_ATTEMPTS)
+    wait = max(RETRY_AFTER_CAP, settings.OAUTHMAIL_RETRY_BACKOFF * 2**attempts)
+    return int(attempts * 2 * settings.OAUTHMAIL_HTTP_TIMEOUT + (attempts - 1) * wait + 30)
 
 
-def _free():
-    return Q(claimed_until__isnull=True) | Q(claimed_until__lt=timezone.now())
+def new_claim_id():
+    return str(uuid.uuid4())
+
+
+def unclaimed(now=None):
+    """Accounts no one holds: never claimed, or the lease ran out."""
+    return Q(claimed_until__isnull=True) | Q(claimed_until__lt=now or timezone.now())
 
 
 def try_claim(account_id):
     """Claim the account now, or return None when another process holds it."""
-    claim_id = str(uuid.uuid4())
+    claim_id = new_claim_id()
     until = timezone.now() + timedelta(seconds=lease_seconds())
-    updated = Account.objects.filter(_free(), pk=account_id).update(claim_id=claim_id, claimed_until=until)
+    updated = Account.objects.filter(unclaimed(), pk=account_id).update(claim_id=claim_id, claimed_until=until)
     return claim_id if updated else None
 
 
 def release(account_id, claim_id):
     Account.objects.filter(pk=account_id, claim_id=claim_id).update(claim_id="", claimed_until=None)
+
+
+def release_all(claim_id):
+    """Give back every account still claimed under `claim_id` (a worker pool's run)."""
+    return Account.objects.filter(claim_id=claim_id).update(claim_id="", claimed_until=None)
 
 
 @contextmanager
@@ -56,3 +83,52 @@ def claimed(account_id, *, wait=None):
         yield claim_id
     finally:
         release(account_id, claim_id)
+
+
+@dataclass
+class Batch:
+    claimed: list = field(default_factory=list)  # Account rows, secrets loaded, ours to refresh
+    busy: list = field(default_factory=list)  # identifiers of accounts another process holds
+    last_pk: int | None = None  # where the next batch starts; None: nothing left
+
+
+def claim_batch(queryset, *, claim_id, after_pk=0, size):
+    """Claim up to `size` free rows of `queryset` whose pk is above `after_pk`, in pk order.
+
+    The same few queries whatever the size. The claim is taken only on rows that still match
+    `queryset` and are unclaimed, and the claimed rows are read back after it, so their refresh
+    tokens are the current ones. Rows another process holds are named in `busy`.
+    """
+    now = timezone.now()
+    candidates = queryset.filter(pk__gt=after_pk).order_by("pk")
+    with transaction.atomic():
+        if connection.features.has_select_for_update_skip_locked:
+            candidates = candidates.select_for_update(skip_locked=True, of=("self",))
+        rows = list(candidates.values_list("pk", "identifier", "claimed_until")[:size])
+        free = [pk for pk, _identifier, until in rows if until is None or until < now]
+        if free:  # the queryset's conditions again: the row may have changed since it was read
+            queryset.filter(unclaimed(now), pk__in=free).update(
+                claim_id=claim_id, claimed_until=now + timedelta(seconds=QUEUE_LEASE)
+            )
+    batch = Batch(last_pk=rows[-1][0] if rows else None)
+    if free:
+        batch.claimed = list(
+            Account.objects.filter(pk__in=free, claim_id=claim_id).select_related("application").order_by("pk")
+        )
+    ours = {account.pk for account in batch.claimed}
+    batch.busy = [identifier for pk, identifier, _until in rows if pk not in ours]
+    return batch
+
+
+def start(account_id, claim_id):
+    """Right before using the account's token: is the claim still ours? If so, lengthen it to cover
+    a whole refresh. False when the lease ran out and another process took the account meanwhile."""
+    until = timezone.now() + timedelta(seconds=lease_seconds())
+    return bool(Account.objects.filter(pk=account_id, claim_id=claim_id).update(claimed_until=until))
+
+
+def keep_alive(claim_id):
+    """Keep every lease of `claim_id` at least QUEUE_LEASE seconds long, while its process lives."""
+    now = timezone.now()
+    until = now + timedelta(seconds=QUEUE_LEASE)
+    return Account.objects.filter(claim_id=claim_id, claimed_until__lt=until).update(claimed_until=until)

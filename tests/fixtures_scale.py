@@ -1,0 +1,135 @@
+"""Running oauthmail's commands as separate processes that share one real database with the test.
+
+``shared_db`` is that database. On PostgreSQL it is pytest-django's test database, committed
+(``transactional_db``), which the processes reach by its name. SQLite's test database lives in
+memory, which no other process can see: there it is a migrated SQLite file, reached by the test
+under the database alias ``shared`` (``db.accounts`` and ``db.alias`` hide the difference).
+
+``world`` builds on it: an application registered with the test identity provider and accounts
+imported by ``manage.py import_accounts``, each with a refresh token the provider issued, so that
+they are due at once.
+"""
+import copy
+import csv
+import os
+import shutil
+import subprocess
+import sys
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import quote
+
+import pytest
+from django.db import connection, connections
+
+from accounts.models import Account
+from providers.models import Application
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+SHARED_ALIAS = "shared"
+
+
+@dataclass
+class SharedDatabase:
+    alias: str
+    url: str
+
+    @property
+    def accounts(self):
+        return Account.objects.using(self.alias)
+
+    def env(self, **extra):
+        env = dict(os.environ, DJANGO_SETTINGS_MODULE="tests.settings", DATABASE_URL=self.url, PYTHONUNBUFFERED="1")
+        env.update({name: str(value) for name, value in extra.items()})
+        return env
+
+    def start(self, *args, env=None, **kwargs):
+        """``manage.py *args`` as its own process (text pipes for stdout and stderr unless told otherwise)."""
+        kwargs.setdefault("stdout", subprocess.PIPE)
+        kwargs.setdefault("stderr", subprocess.PIPE)
+        return subprocess.Popen([sys.executable, "manage.py", *args], cwd=BASE_DIR, env=env or self.env(),
+                                text=True, **kwargs)
+
+    def run(self, *args, env=None, timeout=60, check=True):
+        result = subprocess.run([sys.executable, "manage.py", *args], cwd=BASE_DIR, env=env or self.env(),
+                                text=True, capture_output=True, timeout=timeout)
+        if check and result.returncode != 0:
+            raise AssertionError(f"manage.py {' '.join(args)} exited {result.returncode}:\n{result.stderr}")
+        return result
+
+
+def postgres_url(settings_dict):
+    user = quote(settings_dict["USER"] or "", safe="")
+    password = f":{quote(settings_dict['PASSWORD'], safe='')}" if settings_dict["PASSWORD"] else ""
+    host = settings_dict["HOST"] or "127.0.0.1"
+    port = f":{settings_dict['PORT']}" if settings_dict["PORT"] else ""
+    return f"postgres://{user}{password}@{host}{port}/{settings_dict['NAME']}"
+
+
+@pytest.fixture(scope="session")
+def migrated_sqlite_file(tmp_path_factory):
+    """An empty, migrated SQLite database file, copied by each test that needs one."""
+    path = tmp_path_factory.mktemp("shared-db") / "template.sqlite3"
+    SharedDatabase(SHARED_ALIAS, f"sqlite:///{path}").run("migrate", "--noinput", "-v0")
+    return path
+
+
+@pytest.fixture
+def shared_db(request, tmp_path, transactional_db, django_db_blocker):
+    if connection.vendor == "postgresql":
+        yield SharedDatabase("default", postgres_url(connection.settings_dict))
+        return
+    path = tmp_path / "shared.sqlite3"
+    shutil.copyfile(request.getfixturevalue("migrated_sqlite_file"), path)
+    connections.settings[SHARED_ALIAS] = {**copy.deepcopy(connections.settings["default"]), "NAME": str(path)}
+    try:
+        with django_db_blocker.unblock():
+            yield SharedDatabase(SHARED_ALIAS, f"sqlite:///{path}")
+            connections[SHARED_ALIAS].close()
+    finally:
+        del connections[SHARED_ALIAS]
+        del connections.settings[SHARED_ALIAS]
+
+
+@dataclass
+class World:
+    db: SharedDatabase
+    idp: object
+    application: Application
+    identifiers: list
+
+    def accounts(self):
+        return self.db.accounts.filter(identifier__in=self.identifiers)
+
+    def statuses(self):
+        return dict(self.accounts().values_list("identifier", "status"))
+
+
+def write_csv(path, rows, *, columns=("application", "identifier", "name", "email", "flow", "refresh_token")):
+    with open(path, "w", newline="", encoding="utf-8") as file:
+        writer = csv.writer(file)
+        writer.writerow(columns)
+        writer.writerows(rows)
+    return path
+
+
+def make_world(db, idp, tmp_path, *, count, prefix="box"):
+    """An application and `count` accounts imported with fresh refresh tokens, so all due at once."""
+    client_id = str(uuid.uuid4())
+    idp.add_client(client_id)
+    application = Application(identifier=f"app-{uuid.uuid4().hex[:8]}", name="Scale test", provider="microsoft",
+                              tenant="contoso.onmicrosoft.com", client_id=client_id, authority_url=idp.url)
+    application.save(using=db.alias)
+    identifiers, rows = [], []
+    for n in range(count):
+        identifier, email = f"{prefix}-{n:04d}", f"{prefix}.{n}@contoso.com"
+        identifiers.append(identifier)
+        rows.append([application.identifier, identifier, f"Mailbox {n}", email, "device_code",
+                     idp.issue_refresh_token(client_id, email)])
+    db.run("import_accounts", str(write_csv(tmp_path / "accounts.csv", rows)))
+    return World(db, idp, application, identifiers)
+
+
+def refresh_requests(idp):
+    return [r for r in idp.token_requests if r["grant_type"] == "refresh_token"]

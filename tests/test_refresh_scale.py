@@ -1,0 +1,197 @@
+"""refresh_tokens at scale: the worker pool, batch claims, --loop and the progress bar.
+
+Tests marked `postgres` run oauthmail's commands as separate processes sharing one database
+(tests/fixtures_scale.py): a SQLite file here, the test database when DATABASE_URL names a
+PostgreSQL (.ci/postgres).
+"""
+import json
+import os
+import pty
+import select
+import signal
+import subprocess
+import time
+from datetime import timedelta
+from io import StringIO
+
+import pytest
+from django.core.management import call_command
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
+from django.utils import timezone
+
+from accounts import claims, services
+from accounts.models import Account
+from tests.factories import make_account, make_application
+
+pytest.register_assert_rewrite("tests.fixtures_scale")
+pytest_plugins = ["tests.fixtures_scale"]  # the shared_db fixture
+
+from tests.fixtures_scale import make_world, refresh_requests  # noqa: E402
+
+
+def wait_for(condition, timeout=20, what="the condition"):
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        time.sleep(0.02)
+
+
+def most_at_once(requests, latency):
+    """The most token requests the identity provider was answering at the same moment."""
+    arrivals = sorted(r["at"] for r in requests)
+    return max((sum(1 for other in arrivals if at - latency < other <= at) for at in arrivals), default=0)
+
+
+# --- the worker pool -----------------------------------------------------------------------------
+
+
+@pytest.mark.postgres
+def test_workers_refresh_many_accounts_at_once_each_exactly_once(shared_db, idp, tmp_path):
+    world = make_world(shared_db, idp, tmp_path, count=30)
+    idp.set(latency=0.05)
+    result = shared_db.run("refresh_tokens", "--workers", "8", "--json")
+    report = json.loads(result.stdout)
+    assert report["summary"] == {"refreshed": 30, "failed": 0, "skipped": 0}
+    assert set(world.statuses().values()) == {"active"}
+    requests = refresh_requests(idp)
+    assert len(requests) == 30 and len({r["refresh_token"] for r in requests}) == 30
+    assert idp.refresh_token_reuse == 0
+    assert most_at_once(requests, 0.05) >= 2
+    assert not world.accounts().exclude(claim_id="").exists()
+
+
+@pytest.mark.django_db
+def test_refresh_costs_the_same_number_of_queries_for_each_account(idp):
+    app = make_application(idp)
+    made = []
+
+    def queries_to_refresh(count):
+        for n in range(len(made), len(made) + count):
+            email = f"box{n}@contoso.com"
+            made.append(make_account(app, identifier=f"box{n}", email=email))
+            Account.objects.filter(pk=made[-1].pk).update(refresh_token=idp.issue_refresh_token(app.client_id, email))
+        with CaptureQueriesContext(connection) as queries:
+            call_command("refresh_tokens", "--workers", "10", stdout=StringIO())  # one batch
+        assert Account.objects.filter(status="active").count() == len(made)
+        return len(queries)
+
+    three, six, nine = queries_to_refresh(3), queries_to_refresh(6), queries_to_refresh(9)
+    assert nine - six == six - three  # each account costs the same, whatever their number
+    assert (six - three) / 3 <= 8
+
+
+# --- batch claims --------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def due_pair(idp):
+    app = make_application(idp)
+    accounts = [make_account(app, identifier=name, email=f"{name}@contoso.com") for name in ("first", "second")]
+    Account.objects.update(refresh_token="a-refresh-token")  # imported: due at once
+    return accounts
+
+
+@pytest.mark.django_db
+def test_a_batch_claim_skips_an_account_another_process_holds(due_pair):
+    first, second = due_pair
+    assert claims.try_claim(first.pk)
+    batch = claims.claim_batch(services.due_accounts(within=timedelta(0)), claim_id="pool", size=10)
+    assert [a.identifier for a in batch.claimed] == ["second"] and batch.busy == ["first"]
+    assert Account.objects.get(pk=second.pk).claim_id == "pool"
+    assert Account.objects.get(pk=first.pk).claim_id != "pool"
+
+
+@pytest.mark.django_db
+def test_an_expired_lease_can_be_claimed_again(due_pair):
+    first, _second = due_pair
+    assert claims.try_claim(first.pk)
+    Account.objects.filter(pk=first.pk).update(claimed_until=timezone.now() - timedelta(seconds=1))
+    batch = claims.claim_batch(services.due_accounts(within=timedelta(0)), claim_id="pool", size=10)
+    assert [a.identifier for a in batch.claimed] == ["first", "second"]
+
+
+@pytest.mark.django_db
+def test_a_worker_does_not_start_an_account_whose_lease_another_process_took_over(due_pair):
+    first, _second = due_pair
+    batch = claims.claim_batch(services.due_accounts(within=timedelta(0)), claim_id="pool", size=10)
+    Account.objects.filter(pk=first.pk).update(claimed_until=timezone.now() - timedelta(seconds=1))
+    assert claims.try_claim(first.pk)  # the lease ran out: another process takes the account
+    assert not claims.start(batch.claimed[0].pk, "pool")
+    assert claims.start(batch.claimed[1].pk, "pool")
+
+
+# --- --loop ---------------------------------------------------------------------------------------
+
+
+@pytest.mark.postgres
+def test_loop_exits_cleanly_on_sigterm_after_finishing_the_accounts_in_hand(shared_db, idp, tmp_path):
+    world = make_world(shared_db, idp, tmp_path, count=20)
+    idp.set(latency=0.2)
+    process = shared_db.start("refresh_tokens", "--loop", "--interval", "30", "--workers", "2")
+    try:
+        wait_for(lambda: refresh_requests(idp), what="the first refresh")
+        process.send_signal(signal.SIGTERM)
+        out, err = process.communicate(timeout=20)
+    finally:
+        process.kill()
+    assert process.returncode == 0, err
+    assert "Stopped." in out
+    refreshed = int(out.split(" refreshed")[0].split()[-1])
+    statuses = world.statuses()
+    assert 0 < refreshed < 20 and list(statuses.values()).count("active") == refreshed
+    assert not world.accounts().exclude(claim_id="").exists()  # every claim given back at once
+    idp.set(latency=0)
+    rest = json.loads(shared_db.run("refresh_tokens", "--json").stdout)["summary"]
+    assert rest == {"refreshed": 20 - refreshed, "failed": 0, "skipped": 0}
+    assert idp.refresh_token_reuse == 0
+
+
+@pytest.mark.postgres
+def test_loop_refreshes_again_every_interval(shared_db, idp, tmp_path):
+    make_world(shared_db, idp, tmp_path, count=1)
+    process = shared_db.start("refresh_tokens", "--loop", "--interval", "0.3")
+    try:
+        time.sleep(2)
+        process.send_signal(signal.SIGTERM)
+        out, err = process.communicate(timeout=20)
+    finally:
+        process.kill()
+    summaries = [line for line in out.splitlines() if "refreshed," in line]
+    assert process.returncode == 0, err
+    assert summaries[0].startswith("1 refreshed") and len(summaries) >= 3
+    assert all(line.startswith("0 refreshed") for line in summaries[1:])
+
+
+# --- progress -------------------------------------------------------------------------------------
+
+
+@pytest.mark.postgres
+def test_a_progress_bar_is_drawn_on_a_terminal(shared_db, idp, tmp_path):
+    make_world(shared_db, idp, tmp_path, count=5)
+    controller, terminal = pty.openpty()
+    process = shared_db.start("refresh_tokens", stdout=terminal, stderr=subprocess.PIPE)
+    os.close(terminal)
+    shown = b""
+    while process.poll() is None or select.select([controller], [], [], 0)[0]:
+        if select.select([controller], [], [], 0.1)[0]:
+            try:
+                shown += os.read(controller, 4096)
+            except OSError:  # the terminal closed
+                break
+    os.close(controller)
+    text = shown.decode()
+    assert process.wait(timeout=20) == 0
+    assert "\rRefreshing [" in text and "5/5" in text
+    assert text.rstrip().endswith("5 refreshed, 0 failed, 0 skipped (busy elsewhere).")
+
+
+@pytest.mark.django_db
+def test_no_progress_bar_when_not_on_a_terminal(idp):
+    app = make_application(idp)
+    account = make_account(app)
+    Account.objects.filter(pk=account.pk).update(refresh_token=idp.issue_refresh_token(app.client_id, account.email))
+    out = StringIO()
+    call_command("refresh_tokens", stdout=out)
+    assert out.getvalue() == "1 refreshed, 0 failed, 0 skipped (busy elsewhere).\n"
