@@ -2,11 +2,13 @@
 
 Every public function is keyword-only.
 """
+from .bulk import ImportReport, import_accounts, init_all_new
 from .init import account_init_callback, account_init_poll, account_init_start
 from .refresh import RefreshReport, due_accounts, refresh_due
 from .tokens import TokenUnavailable, log_event, token_get, token_refresh, xoauth2_string
 
 __all__ = [
-    "RefreshReport", "TokenUnavailable", "account_init_callback", "account_init_poll", "account_init_start",
-    "due_accounts", "log_event", "refresh_due", "token_get", "token_refresh", "xoauth2_string",
+    "ImportReport", "RefreshReport", "TokenUnavailable", "account_init_callback", "account_init_poll",
+    "account_init_start", "due_accounts", "import_accounts", "init_all_new", "log_event", "refresh_due",
+    "token_get", "token_refresh", "xoauth2_string",
 ]

@@ -10,12 +10,22 @@ from ._common import cli_actor, get_account
 
 
 class Command(BaseCommand):
-    help = _("Initialise an account's token: app-only accounts at once, device code by a sign-in.")
+    help = _(
+        "Initialise an account's token: app-only accounts at once, device code by a sign-in. With "
+        "--all-new: every new app-only account (no user needed)."
+    )
 
     def add_arguments(self, parser):
-        parser.add_argument("identifier", help=_("the account's identifier"))
+        parser.add_argument("identifier", nargs="?", help=_("the account's identifier"))
+        parser.add_argument(
+            "--all-new", action="store_true", help=_("initialise every new app-only (client credentials) account")
+        )
 
-    def handle(self, *args, identifier, **options):
+    def handle(self, *args, identifier, all_new, **options):
+        if all_new == bool(identifier):
+            raise CommandError(_("Name one account, or use --all-new."))
+        if all_new:
+            return self.init_all_new()
         account = get_account(identifier)
         actor = cli_actor()
         request = services.account_init_start(account=account, actor=actor)
@@ -33,3 +43,18 @@ class Command(BaseCommand):
                 "account": account.identifier, "error": request.error})
         self.stdout.write(self.style.SUCCESS(_("The token of %(account)s is initialised.") % {
             "account": account.identifier}))
+
+    def init_all_new(self):
+        done = failed = 0
+        for account, request in services.init_all_new(actor=cli_actor()):
+            if request.status == InitRequest.Status.SUCCEEDED:
+                done += 1
+                self.stdout.write(_("%(account)s: initialised.") % {"account": account.identifier})
+            else:
+                failed += 1
+                self.stderr.write(_("%(account)s: failed: %(error)s") % {
+                    "account": account.identifier, "error": request.error})
+            self.stdout.flush()
+        self.stdout.write(_("%(done)d initialised, %(failed)d failed.") % {"done": done, "failed": failed})
+        if failed:
+            raise SystemExit(1)
