@@ -11,11 +11,13 @@ temporary directory, on free unprivileged ports; never touches /etc/dovecot or t
 As root (CI), login processes run as ``dovenull``, internal ones as ``dovecot`` and mail as ``mail``;
 as anyone else, everything runs as that user.
 """
+import ctypes
 import grp
 import logging
 import os
 import pwd
 import shutil
+import signal
 import socket
 import subprocess
 import tempfile
@@ -29,6 +31,11 @@ logging.getLogger("mail.log").setLevel(logging.WARNING)  # aiosmtpd: one line pe
 
 DOVECOT = shutil.which("dovecot") or "/usr/sbin/dovecot"
 STARTUP_TIMEOUT = 15
+PR_SET_PDEATHSIG = 1
+try:
+    _PRCTL = ctypes.CDLL(None).prctl
+except (OSError, AttributeError):
+    _PRCTL = None
 
 
 class DovecotError(RuntimeError):
@@ -187,6 +194,7 @@ class Dovecot:
         self.process = subprocess.Popen(
             [DOVECOT, "-F", "-c", str(self.config_path)],
             stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+            preexec_fn=_die_with_parent,
         )
         deadline = time.monotonic() + STARTUP_TIMEOUT
         for port in (self.imaps_port, self.pop3_port, self.submission_port):
@@ -277,6 +285,13 @@ class MailSink:
         with self._lock:
             self.messages.append(envelope)
         return "250 2.0.0 Message accepted"
+
+
+def _die_with_parent():
+    """Linux: SIGTERM Dovecot if the test run itself is killed, so no server outlives it.
+    (Runs between fork and exec: libc is loaded beforehand, in _PRCTL.)"""
+    if _PRCTL is not None:
+        _PRCTL(PR_SET_PDEATHSIG, signal.SIGTERM)
 
 
 def _listening(port):
