@@ -193,7 +193,7 @@ def run_check(protocol, *, server, context, mechanism, initial, timeout, email, 
         else:
             detail = _check_smtp(check, server, context, sasl, timeout, email=email, send_to=send_to, actor=actor)
         return True, check.step, detail
-    except (_Failed, OSError, EOFError, ValueError, imaplib.IMAP4.error, poplib.error_proto) as error:
+    except (_Failed, OSError, EOFError, ValueError, OverflowError, imaplib.IMAP4.error, poplib.error_proto) as error:
         return False, check.step, _describe(error, server, timeout)
     finally:
         _close(protocol, check.client)
