@@ -3,7 +3,7 @@
 Called alike by the admin page, the admin action and `manage.py test_connection`. Each protocol
 gives a `ProtocolResult`: success with facts, or the step that failed and the server's own words.
 A check passes only after the command that follows the login succeeds (a server may accept AUTH
-and still refuse the next command): IMAP `EXAMINE INBOX`, POP `STAT`, SMTP `MAIL FROM` + `RSET`
+and still refuse the next command): IMAP `SELECT INBOX`, POP `STAT`, SMTP `MAIL FROM` + `RSET`
 (or the test message). Every result is logged as a `connection_test` event, never the token.
 """
 import base64

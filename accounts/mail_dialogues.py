@@ -67,7 +67,7 @@ def _check_imap(check, server, context, sasl, timeout):
     except imaplib.IMAP4.error as error:
         raise _Failed(sasl.with_challenge(_words(error))) from None
     check.step = "select"
-    status, data = client.select("INBOX", readonly=True)  # EXAMINE: a test changes nothing
+    status, data = client.select("INBOX")  # SELECT, as a mail client does; nothing is changed or fetched
     if status != "OK":
         raise _Failed(_words(data[-1] if data else status))
     count = int(data[0]) if data and data[0] and data[0].isdigit() else 0
