@@ -4,6 +4,7 @@ from django.urls import path, reverse
 from django.utils import timezone
 from django.utils.html import format_html
 from django.utils.translation import gettext_lazy as _
+from django.utils.translation import ngettext
 
 from providers.admin import WHO_WHEN, AuditedAdmin
 
@@ -26,17 +27,17 @@ class AccountAdmin(AuditedAdmin):
     change_form_template = "admin/accounts/account/change_form.html"
     readonly_fields = [
         "status_badge", "last_error", "token_initialized_at", "token_initialized_by", "last_refreshed_at",
-        "access_token_expires_at", "refresh_token_expiry", "events_table",
+        "access_token_expires_at", "refresh_token_expiry", "refresh_token_age", "signed_in_as", "events_table",
     ]
     fieldsets = [
-        (None, {"fields": ["application", "identifier", "name", "email", "flow", "comments"]}),
+        (None, {"fields": ["application", "identifier", "name", "email", "flow", "sign_in_user", "comments"]}),
         (_("Mail servers"), {"classes": ["collapse"], "fields": [  # Test connection
             ("imap_host", "imap_port", "imap_security"), ("pop_host", "pop_port", "pop_security"),
             ("smtp_host", "smtp_port", "smtp_security"), "verify_certificate",
         ]}),
         (_("Token"), {"fields": [
-            "status_badge", "last_error", "token_initialized_at", "token_initialized_by", "last_refreshed_at",
-            "access_token_expires_at", "refresh_token_expiry",
+            "status_badge", "last_error", "signed_in_as", "token_initialized_at", "token_initialized_by",
+            "last_refreshed_at", "access_token_expires_at", "refresh_token_expiry", "refresh_token_age",
         ]}),
         (_("Token events"), {"fields": ["events_table"]}),
         WHO_WHEN,
@@ -115,6 +116,20 @@ class AccountAdmin(AuditedAdmin):
         if obj.refresh_token_expiry_estimated:
             return format_html("{} <em>({})</em>", when, _("estimate: the provider gives no expiry"))
         return when
+
+    @admin.display(description=_("refresh token age"))
+    def refresh_token_age(self, obj):
+        if not obj.refresh_token_issued_at:
+            return "-"
+        days = (timezone.now() - obj.refresh_token_issued_at).days
+        age = ngettext("%(days)d day", "%(days)d days", days) % {"days": days}
+        if obj.application.provider == "google" and obj.application.google_testing:
+            return format_html(
+                '{} <strong style="color:#ba2121">{}</strong>', age,
+                _("The Google app is in “Testing”: its refresh tokens expire 7 days after sign-in. Publish the "
+                  "app (“In production”) or sign in again every week."),
+            )
+        return age
 
     @admin.display(description=_("latest events"))
     def events_table(self, obj):
