@@ -10,6 +10,7 @@ from cryptography.fernet import Fernet, InvalidToken, MultiFernet
 from django.conf import settings
 from django.db import models
 from django.db.models.query_utils import DeferredAttribute
+from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 
 
@@ -30,13 +31,16 @@ def encrypt(value: str) -> str:
     return fernet().encrypt(value.encode()).decode()
 
 
-def decrypt(ciphertext: str, *, what="a secret") -> str:
+def decrypt(ciphertext: str, *, what="") -> str:
     try:
         return fernet().decrypt(ciphertext.encode()).decode()
     except InvalidToken:
         raise DecryptionError(
-            f"Cannot decrypt {what}: none of the keys in OAUTHMAIL_ENCRYPTION_KEYS fits. "
-            "Restore the key it was encrypted with (it may have been removed too early)."
+            gettext(
+                "Cannot decrypt %(what)s: none of the keys in OAUTHMAIL_ENCRYPTION_KEYS fits. "
+                "Restore the key it was encrypted with (it may have been removed too early)."
+            )
+            % {"what": what or gettext("a secret")}
         ) from None
 
 
@@ -46,7 +50,7 @@ def rotate(ciphertext: str) -> str:
         return fernet().rotate(ciphertext.encode()).decode()
     except InvalidToken:
         raise DecryptionError(
-            "Cannot re-encrypt a secret: none of the keys in OAUTHMAIL_ENCRYPTION_KEYS fits."
+            gettext("Cannot re-encrypt a secret: none of the keys in OAUTHMAIL_ENCRYPTION_KEYS fits.")
         ) from None
 
 
