@@ -73,7 +73,7 @@ def test_refresh_costs_the_same_number_of_queries_for_each_account(idp):
             made.append(make_account(app, identifier=f"box{n}", email=email))
             Account.objects.filter(pk=made[-1].pk).update(refresh_token=idp.issue_refresh_token(app.client_id, email))
         with CaptureQueriesContext(connection) as queries:
-            call_command("refresh_tokens", "--workers", "10", stdout=StringIO())  # one batch
+            call_command("refresh_tokens", stdout=StringIO())  # one batch each
         assert Account.objects.filter(status="active").count() == len(made)
         return len(queries)
 

@@ -28,6 +28,7 @@ logger = logging.getLogger(__name__)
 
 KEEP_ALIVE_AFTER = timedelta(days=7)  # refresh a refresh token unused this long, so it never lapses
 KEEP_ALIVE_EVERY = 15  # seconds between two renewals of the queued accounts' leases
+MIN_BATCH = 25  # accounts claimed at once, at least: a claim costs the same few queries for 1 or 100
 
 
 def refreshable():
@@ -100,8 +101,8 @@ def refresh_due(*, within, identifiers=(), actor="cron", workers=8, progress=Non
         accounts = due_accounts(within=within)
     if progress:
         progress(report, total=report.done + accounts.count())
-    size = max(1, workers)
-    if workers > 1 and not _threads_share_the_database():
+    size = max(MIN_BATCH, workers)
+    if not _threads_share_the_database():
         logger.debug("Refreshing in the calling thread: its database work is not visible to other threads.")
         workers = 0
     run = _Run(report=report, actor=actor, stop=stop, progress=progress)
@@ -109,7 +110,7 @@ def refresh_due(*, within, identifiers=(), actor="cron", workers=8, progress=Non
     try:
         last_pk = 0
         while not run.stopping():
-            pool.wait_for_room(size)
+            pool.wait_for_room()
             batch = claims.claim_batch(accounts, claim_id=run.claim_id, after_pk=last_pk, size=size)
             if batch.last_pk is None:
                 break
@@ -212,10 +213,10 @@ class _Pool:
             except queue.Full:
                 self._keep_alive()
 
-    def wait_for_room(self, size):
+    def wait_for_room(self):
         """Claim the next batch only when the workers are about to need it, so that claimed
         accounts wait in the queue briefly."""
-        while self.threads and self.queue.qsize() > size // 2 and not self.run.stopping():
+        while self.threads and self.queue.qsize() > len(self.threads) // 2 and not self.run.stopping():
             self._keep_alive()
             time.sleep(0.005)
 
