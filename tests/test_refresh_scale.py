@@ -82,6 +82,16 @@ def test_refresh_costs_the_same_number_of_queries_for_each_account(idp):
     assert (six - three) / 3 <= 8
 
 
+@pytest.mark.django_db
+def test_the_calling_thread_refreshes_when_its_transaction_hides_the_rows_from_workers(idp):
+    app = make_application(idp)
+    account = make_account(app)
+    Account.objects.filter(pk=account.pk).update(refresh_token=idp.issue_refresh_token(app.client_id, account.email))
+    out = StringIO()
+    call_command("refresh_tokens", "--workers", "1", stdout=out)  # the test runs inside a transaction
+    assert out.getvalue().startswith("1 refreshed, 0 failed")
+
+
 # --- batch claims --------------------------------------------------------------------------------
 
 
