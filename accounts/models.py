@@ -173,7 +173,7 @@ class InitRequest(models.Model):
     started_at = models.DateTimeField(default=timezone.now)
     status = models.CharField(max_length=20, choices=Status.choices, default=Status.PENDING)
     user_code = models.CharField(max_length=64, blank=True)
-    verification_uri = models.CharField(max_length=500, blank=True)
+    verification_uri = models.TextField(blank=True)  # a sign-in URL with PKCE and state runs long
     message = models.TextField(blank=True)
     expires_at = models.DateTimeField(null=True, blank=True)
     interval = models.PositiveIntegerField(default=5)

@@ -130,6 +130,17 @@ def test_an_imported_refresh_token_is_due_at_once_and_turns_active_after_refresh
     assert idp.refresh_token_reuse == 0
 
 
+def test_an_imported_refresh_token_of_another_mailbox_is_refused_at_its_first_refresh(tmp_path, idp, app):
+    token = idp.issue_refresh_token(app.client_id, "someone.else@contoso.com")
+    import_file(tmp_path, rows_for(app, ("sales", "device_code", token)))
+    with pytest.raises(SystemExit):
+        run("refresh_tokens")
+    account = Account.objects.get(identifier="sales")
+    assert account.status == Account.Status.REAUTH_REQUIRED
+    assert "someone.else@contoso.com signed in" in account.last_error
+    assert not account.access_token
+
+
 def test_an_imported_refresh_token_never_replaces_a_working_one(tmp_path, idp, app):
     first = idp.issue_refresh_token(app.client_id, "sales@contoso.com")
     import_file(tmp_path, rows_for(app, ("sales", "device_code", first)))

@@ -12,23 +12,9 @@ from providers.base import AUTHORIZATION_CODE, DEVICE_CODE, Pending, ProviderErr
 
 from ..claims import ClaimTimeout, claimed
 from ..models import InitRequest, TokenEvent
-from .tokens import _store_tokens, log_event
+from .tokens import _check_identity, _store_tokens, log_event
 
 AUTH_CODE_LIFETIME = timedelta(minutes=10)
-
-
-def _check_identity(account, tokens):
-    """A delegated token must belong to the mailbox (or to its named sign-in user, for a shared mailbox)."""
-    expected = (account.sign_in_user or account.email).lower()
-    who = tokens.signed_in_as
-    if not who:
-        raise ProviderError(_("The provider did not say who signed in: the token was refused."),
-                            code="no_identity", permanent=True)
-    if who.lower() != expected:
-        raise ProviderError(
-            _("%(who)s signed in, but this account needs %(expected)s: the token was refused.")
-            % {"who": who, "expected": expected}, code="identity_mismatch", permanent=True,
-        )
 
 
 def _init_succeeded(*, request, tokens, actor):

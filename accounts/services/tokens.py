@@ -55,9 +55,10 @@ def _store_tokens(*, account, tokens, actor, kind, outcome):
         )
         values["refresh_token_expires_at"] = tokens.refresh_token_expires_at or estimate
         values["refresh_token_expiry_estimated"] = not tokens.refresh_token_expires_at and estimate is not None
+    if tokens.signed_in_as:
+        values["signed_in_as"] = tokens.signed_in_as
     if kind == TokenEvent.Kind.INIT:
-        values.update(token_initialized_at=now, token_initialized_by=actor, last_refreshed_at=None,
-                      signed_in_as=tokens.signed_in_as)
+        values.update(token_initialized_at=now, token_initialized_by=actor, last_refreshed_at=None)
         if not tokens.refresh_token:
             values.update(refresh_token="", refresh_token_expires_at=None, refresh_token_expiry_estimated=False,
                           refresh_token_issued_at=None)
@@ -77,6 +78,20 @@ def _record_failure(*, account, error, actor):
         Account.objects.filter(pk=account.pk).update(status=status, last_error=str(error))
         log_event(account=account, actor=actor, kind=kind, outcome=str(error))
     account.status, account.last_error = status, str(error)
+
+
+def _check_identity(account, tokens):
+    """A delegated token must belong to the mailbox (or to its named sign-in user, for a shared mailbox)."""
+    expected = (account.sign_in_user or account.email).lower()
+    who = tokens.signed_in_as
+    if not who:
+        raise ProviderError(_("The provider did not say who signed in: the token was refused."),
+                            code="no_identity", permanent=True)
+    if who.lower() != expected:
+        raise ProviderError(
+            _("%(who)s signed in, but this account needs %(expected)s: the token was refused.")
+            % {"who": who, "expected": expected}, code="identity_mismatch", permanent=True,
+        )
 
 
 def _refresh_claimed(*, account, actor):
@@ -103,6 +118,13 @@ def _refresh_claimed(*, account, actor):
             delay = max(settings.OAUTHMAIL_RETRY_BACKOFF * 2 ** (attempt - 1), error.retry_after or 0)
             time.sleep(min(delay, RETRY_AFTER_CAP))
             continue
+        if account.status == Account.Status.NEW and tokens.signed_in_as and not account.is_app_only:
+            try:  # a refresh token imported from another tool: make sure it is this mailbox's
+                _check_identity(account, tokens)
+            except ProviderError as error:
+                error.reauth = True
+                _record_failure(account=account, error=error, actor=actor)
+                raise
         outcome = _("Access token valid until %(when)s.") % {"when": timezone.localtime(tokens.expires_at)}
         _store_tokens(account=account, tokens=tokens, actor=actor, kind=TokenEvent.Kind.REFRESH, outcome=outcome)
         return tokens
