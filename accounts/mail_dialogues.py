@@ -14,6 +14,7 @@ from email.utils import formatdate, make_msgid
 
 from django.utils import timezone
 from django.utils.translation import gettext as _
+from django.utils.translation import ngettext
 from django.views.decorators.debug import sensitive_variables
 
 from .models import Security
@@ -71,7 +72,8 @@ def _check_imap(check, server, context, sasl, timeout):
     if status != "OK":
         raise _Failed(_words(data[-1] if data else status))
     count = int(data[0]) if data and data[0] and data[0].isdigit() else 0
-    return _("Logged in with %(mechanism)s; INBOX holds %(count)s messages.") % {
+    return ngettext("Logged in with %(mechanism)s; INBOX holds %(count)d message.",
+                    "Logged in with %(mechanism)s; INBOX holds %(count)d messages.", count) % {
         "mechanism": sasl.mechanism, "count": count,
     }
 
@@ -101,9 +103,9 @@ def _check_pop(check, server, context, sasl, timeout):
         raise _Failed(sasl.with_challenge(_words(reply)))
     check.step = "stat"
     count, size = client.stat()
-    return _("Logged in with %(mechanism)s; the mailbox holds %(count)s messages (%(size)s bytes).") % {
-        "mechanism": sasl.mechanism, "count": count, "size": size,
-    }
+    return ngettext("Logged in with %(mechanism)s; the mailbox holds %(count)d message (%(size)d bytes).",
+                    "Logged in with %(mechanism)s; the mailbox holds %(count)d messages (%(size)d bytes).",
+                    count) % {"mechanism": sasl.mechanism, "count": count, "size": size}
 
 
 def _continues(reply):

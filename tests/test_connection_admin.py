@@ -30,10 +30,10 @@ def test_imap_pop_and_smtp_succeed_with_the_facts(admin_client, mail_account, do
     response = run(admin_client, mail_account)
     found = results(response)
     assert all(result.ok for result in found.values()), found
-    assert "INBOX holds 1 messages" in found["imap"].detail
-    assert "holds 1 messages" in found["pop"].detail
+    assert "INBOX holds 1 message." in found["imap"].detail
+    assert "holds 1 message " in found["pop"].detail
     assert f"MAIL FROM:<{mail_account.email}>" in found["smtp"].detail
-    assert "INBOX holds 1 messages" in response.content.decode()
+    assert "INBOX holds 1 message." in response.content.decode()
 
 
 def test_the_page_offers_protocols_address_and_mechanism(admin_client, mail_account):

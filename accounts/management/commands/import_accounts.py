@@ -2,6 +2,7 @@ import sys
 
 from django.core.management.base import BaseCommand, CommandError
 from django.utils.translation import gettext as _
+from django.utils.translation import ngettext
 
 from accounts import services
 
@@ -37,8 +38,10 @@ class Command(BaseCommand):
         if not report.ok:
             for line, message in report.errors:
                 self.stderr.write(_("line %(line)d: %(message)s") % {"line": line, "message": message})
-            raise CommandError(_("Nothing was imported: %(count)d problems in %(file)s.") % {
-                "count": len(report.errors), "file": file})
+            count = len(report.errors)
+            raise CommandError(ngettext("Nothing was imported: %(count)d problem in %(file)s.",
+                                        "Nothing was imported: %(count)d problems in %(file)s.", count)
+                               % {"count": count, "file": file})
         for row in report.rows:
             text = _("line %(line)d: %(account)s %(outcome)s") % {
                 "line": row["line"], "account": row["account"], "outcome": OUTCOMES[row["outcome"]]()}

@@ -2,6 +2,7 @@ import time
 
 from django.core.management.base import BaseCommand, CommandError
 from django.utils.translation import gettext as _
+from django.utils.translation import ngettext
 
 from accounts import services
 from accounts.models import InitRequest
@@ -32,8 +33,10 @@ class Command(BaseCommand):
         if request.status == InitRequest.Status.PENDING:
             self.stdout.write(request.message or _("Open %(url)s and enter the code %(code)s.") % {
                 "url": request.verification_uri, "code": request.user_code})
-            self.stdout.write(_("Waiting for the sign-in (%(minutes)d minutes left)…") % {
-                "minutes": request.seconds_left // 60})
+            minutes = request.seconds_left // 60
+            self.stdout.write(ngettext("Waiting for the sign-in (%(minutes)d minute left)…",
+                                       "Waiting for the sign-in (%(minutes)d minutes left)…", minutes)
+                              % {"minutes": minutes})
             self.stdout.flush()
         while request.status == InitRequest.Status.PENDING:
             time.sleep(max(0.2, min(request.interval, request.seconds_left)) if request.next_poll_at else 0)

@@ -1,5 +1,6 @@
 from django.core.management.base import BaseCommand, CommandError
 from django.utils.translation import gettext as _
+from django.utils.translation import ngettext
 
 from accounts import keys
 from oauthmail.crypto import DecryptionError
@@ -17,5 +18,7 @@ class Command(BaseCommand):
         except DecryptionError as error:
             raise CommandError(str(error)) from None
         for label, count in counts.items():
-            self.stdout.write(_("%(model)s: %(count)d secrets re-encrypted.") % {"model": label, "count": count})
+            self.stdout.write(ngettext("%(model)s: %(count)d secret re-encrypted.",
+                                       "%(model)s: %(count)d secrets re-encrypted.", count)
+                              % {"model": label, "count": count})
         self.stdout.write(self.style.SUCCESS(_("Every secret is now encrypted with the first key.")))
