@@ -1,7 +1,9 @@
 """Small builders for test data: real rows in the real database."""
 import uuid
+from io import StringIO
 
 from django.contrib.auth.models import Group, User
+from django.core.management import call_command
 
 from accounts.models import Account
 from providers.models import Application
@@ -47,3 +49,10 @@ def make_google_application(idp, *, identifier="workspace", secret="google-secre
     app.full_clean()
     app.save()
     return app
+
+
+def run_command(*args):
+    """Run a management command as a terminal user would; returns (stdout, stderr)."""
+    out, err = StringIO(), StringIO()
+    call_command(*args, stdout=out, stderr=err)
+    return out.getvalue(), err.getvalue()

@@ -15,6 +15,7 @@ import os
 import shutil
 import subprocess
 import sys
+import time
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
@@ -104,6 +105,14 @@ class World:
 
     def statuses(self):
         return dict(self.accounts().values_list("identifier", "status"))
+
+
+def wait_for(condition, timeout=20, what="the condition"):
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        time.sleep(0.02)
 
 
 def write_csv(path, rows, *, columns=("application", "identifier", "name", "email", "flow", "refresh_token")):

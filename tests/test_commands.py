@@ -13,6 +13,7 @@ from django.utils import timezone
 from accounts import services
 from accounts.models import Account, TokenEvent
 from tests.factories import make_account, make_application
+from tests.factories import run_command as run
 
 pytestmark = pytest.mark.django_db
 
@@ -32,14 +33,6 @@ def approve_when_shown(idp, email, *, action="approve"):
     thread = threading.Thread(target=user, daemon=True)
     thread.start()
     return thread
-
-
-def run(*args):
-    from io import StringIO
-
-    out, err = StringIO(), StringIO()
-    call_command(*args, stdout=out, stderr=err)
-    return out.getvalue(), err.getvalue()
 
 
 @pytest.fixture

@@ -5,7 +5,6 @@ test (tests/fixtures_scale.py); .ci/postgres runs these against PostgreSQL.
 """
 import json
 import signal
-import time
 from datetime import timedelta
 
 import pytest
@@ -14,17 +13,9 @@ from django.utils import timezone
 pytest.register_assert_rewrite("tests.fixtures_scale")
 pytest_plugins = ["tests.fixtures_scale"]  # the shared_db fixture
 
-from tests.fixtures_scale import make_world, refresh_requests  # noqa: E402
+from tests.fixtures_scale import make_world, refresh_requests, wait_for  # noqa: E402
 
 pytestmark = pytest.mark.postgres
-
-
-def wait_for(condition, timeout=20, what="the condition"):
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.02)
 
 
 def answered(idp, status):

@@ -9,17 +9,12 @@ from django.core.management.base import CommandError
 from accounts import services
 from accounts.models import Account
 from tests.factories import make_account, make_application
+from tests.factories import run_command as run
 
 pytest.register_assert_rewrite("tests.fixtures_scale")
 from tests.fixtures_scale import refresh_requests, write_csv  # noqa: E402
 
 pytestmark = pytest.mark.django_db
-
-
-def run(*args):
-    out, err = StringIO(), StringIO()
-    call_command(*args, stdout=out, stderr=err)
-    return out.getvalue(), err.getvalue()
 
 
 @pytest.fixture

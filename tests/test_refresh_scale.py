@@ -27,15 +27,7 @@ from tests.factories import make_account, make_application
 pytest.register_assert_rewrite("tests.fixtures_scale")
 pytest_plugins = ["tests.fixtures_scale"]  # the shared_db fixture
 
-from tests.fixtures_scale import make_world, refresh_requests  # noqa: E402
-
-
-def wait_for(condition, timeout=20, what="the condition"):
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.02)
+from tests.fixtures_scale import make_world, refresh_requests, wait_for  # noqa: E402
 
 
 def most_at_once(requests, latency):

@@ -31,7 +31,10 @@ def test_starts_with_every_required_setting():
         ({"OAUTHMAIL_ENCRYPTION_KEYS": GOOD_KEY}, "SECRET_KEY"),
         ({"SECRET_KEY": "s3cret"}, "OAUTHMAIL_ENCRYPTION_KEYS"),
         ({"SECRET_KEY": "s3cret", "OAUTHMAIL_ENCRYPTION_KEYS": "not-a-fernet-key"}, "OAUTHMAIL_ENCRYPTION_KEYS"),
-        ({"SECRET_KEY": "s3cret", "OAUTHMAIL_ENCRYPTION_KEYS": GOOD_KEY, "DATABASE_URL": "nosuchdb://x"}, "DATABASE_URL"),
+        (
+            {"SECRET_KEY": "s3cret", "OAUTHMAIL_ENCRYPTION_KEYS": GOOD_KEY, "DATABASE_URL": "nosuchdb://x"},
+            "DATABASE_URL",
+        ),
         ({"SECRET_KEY": "s3cret", "OAUTHMAIL_ENCRYPTION_KEYS": GOOD_KEY, "DEBUG": "maybe"}, "DEBUG"),
     ],
 )
