@@ -9,13 +9,15 @@ from accounts.models import Account
 from providers.models import Application
 
 
-def make_application(idp, *, identifier="contoso", secret=None, register=True, **fields):
+def make_application(
+    idp, *, identifier="contoso", secret=None, register=True, tenant="contoso.onmicrosoft.com", **fields
+):
     client_id = fields.pop("client_id", str(uuid.uuid4()))
     if register:
         idp.add_client(client_id, secret=secret)
     app = Application(
-        identifier=identifier, name="Contoso mail", provider="microsoft", tenant="contoso.onmicrosoft.com",
-        client_id=client_id, authority_url=idp.url, **fields,
+        identifier=identifier, name="Contoso mail", provider="microsoft", tenant=tenant,
+        client_id=client_id, **{"authority_url": idp.url, **fields},
     )
     if secret:
         app.client_secret = secret

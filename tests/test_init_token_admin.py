@@ -132,3 +132,17 @@ def test_admin_action_initialises_several_accounts(admin_client, idp):
     admin_client.post(reverse("admin:accounts_account_changelist"),
                       {"action": "init_token", "_selected_action": [a.pk for a in accounts]})
     assert Account.objects.filter(status=Account.Status.ACTIVE).count() == 3
+
+
+def test_a_tenant_unknown_to_the_provider_is_shown_in_plain_words(admin_client, idp):
+    account = make_account(make_application(idp, tenant="nonexistent-tenant.example"))
+    page = admin_client.get(start(admin_client, account).url).content.decode()
+    assert "did not accept the authority" in page and "nonexistent-tenant.example" in page
+    account.refresh_from_db()
+    assert account.status == Account.Status.NEW
+
+
+def test_an_unreachable_authority_is_shown_in_plain_words(admin_client, idp):
+    account = make_account(make_application(idp, authority_url="https://127.0.0.1:9"))
+    page = admin_client.get(start(admin_client, account).url).content.decode()
+    assert "Could not reach https://127.0.0.1:9" in page
