@@ -75,7 +75,12 @@ def _database():
 DATABASES = {"default": _setting("DATABASE_URL", _database)}
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     # Several processes (server, cron, CLI) share the file: wait for locks instead of failing at once.
-    DATABASES["default"].setdefault("OPTIONS", {}).update({"timeout": 30, "transaction_mode": "IMMEDIATE"})
+    # WAL: readers (the admin) never wait for writers (cron), and a commit costs one fsync at most.
+    DATABASES["default"].setdefault("OPTIONS", {}).update({
+        "timeout": 30,
+        "transaction_mode": "IMMEDIATE",
+        "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
+    })
 
 TIME_ZONE = _setting("TIME_ZONE", lambda: env.str("TIME_ZONE", default="UTC"))
 LANGUAGE_CODE = _setting("LANGUAGE_CODE", lambda: env.str("LANGUAGE_CODE", default="en-us"))
