@@ -119,7 +119,7 @@ def sasl_initial_response(*, mechanism, email, token, server):
     if mechanism == "OAUTHBEARER":
         authzid = email.replace("=", "=3D").replace(",", "=2C")
         return f"n,a={authzid},\x01host={server.host}\x01port={server.port}\x01auth=Bearer {token}\x01\x01"
-    return f"user={email}\x01auth=Bearer {token}\x01\x01"
+    return services.xoauth2_payload(email=email, token=token)
 
 
 @sensitive_variables("token", "initial")

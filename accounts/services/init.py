@@ -28,7 +28,6 @@ def _init_succeeded(*, request, tokens, actor):
             account=account, tokens=tokens, actor=actor, kind=TokenEvent.Kind.INIT,
             outcome=_("Signed in as %(who)s.") % {"who": shown},
         )
-    request.state = ""
     return _finish(request, InitRequest.Status.SUCCEEDED)
 
 
@@ -41,7 +40,8 @@ def account_init_start(*, account, actor, redirect_uri=""):
     app = account.application
     request = InitRequest(account=account, flow=account.flow, started_by=actor)
     InitRequest.objects.filter(account=account, status=InitRequest.Status.PENDING).update(
-        status=InitRequest.Status.FAILED, error=_("Replaced by a newer Init. Token."), finished_at=timezone.now()
+        status=InitRequest.Status.FAILED, error=_("Replaced by a newer Init. Token."), finished_at=timezone.now(),
+        state="",
     )
     try:
         if account.is_app_only:
@@ -124,6 +124,7 @@ def account_init_callback(*, oauth_state, response, actor):
 def _finish(request, status, error=""):
     request.status = status
     request.error = error
+    request.state = ""  # the device code or PKCE verifier: no use once the request is over
     request.finished_at = timezone.now()
     request.save()
     return request

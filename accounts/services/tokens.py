@@ -168,6 +168,12 @@ def token_get(*, account, actor, min_validity=timedelta(minutes=5)):
 
 
 @sensitive_variables("token")
+def xoauth2_payload(*, email, token):
+    """The SASL XOAUTH2 initial response for IMAP/POP/SMTP, before base64."""
+    return f"user={email}\x01auth=Bearer {token}\x01\x01"
+
+
+@sensitive_variables("token")
 def xoauth2_string(*, email, token):
-    """The base64 SASL XOAUTH2 initial response for IMAP/POP/SMTP."""
-    return base64.b64encode(f"user={email}\x01auth=Bearer {token}\x01\x01".encode()).decode()
+    """The base64 SASL XOAUTH2 initial response, as `show_token --xoauth2` and the API give it."""
+    return base64.b64encode(xoauth2_payload(email=email, token=token).encode()).decode()
