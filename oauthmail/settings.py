@@ -82,6 +82,20 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
         "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
     })
 
+
+
+def _conn_max_age():
+    value = env.int("CONN_MAX_AGE", default=0)
+    if value < 0:
+        raise ValueError("seconds, 0 or more")
+    return value
+
+
+# Persistent connections (seconds a connection is kept between requests; 0: one per request).
+# CONN_HEALTH_CHECKS tests a kept connection before reusing it, so a database restart costs no request.
+DATABASES["default"]["CONN_MAX_AGE"] = _setting("CONN_MAX_AGE", _conn_max_age)
+DATABASES["default"]["CONN_HEALTH_CHECKS"] = _setting("CONN_HEALTH_CHECKS", lambda: _bool("CONN_HEALTH_CHECKS", False))
+
 TIME_ZONE = _setting("TIME_ZONE", lambda: env.str("TIME_ZONE", default="UTC"))
 LANGUAGE_CODE = _setting("LANGUAGE_CODE", lambda: env.str("LANGUAGE_CODE", default="en-us"))
 LANGUAGES = [("en", _("English")), ("fr", _("French"))]
@@ -102,6 +116,7 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    "oauthmail.health.HealthCheckMiddleware",  # /healthz, before Host checks, redirects and sessions
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
