@@ -3,7 +3,7 @@ PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: install run test migrate clean
+.PHONY: install run test test-packages migrate clean
 
 install: $(VENV)/.installed
 
@@ -24,7 +24,12 @@ run: migrate
 	$(BIN)/python manage.py ensure_admin
 	$(BIN)/python manage.py runserver 127.0.0.1:8000
 
-test: install
+# The Debian packages the suite needs (Dovecot, chromium, msmtp ...): installed when missing as root,
+# otherwise one line says what to run. See scripts/test-packages.
+test-packages:
+	@scripts/test-packages
+
+test: test-packages install
 	$(BIN)/pytest
 
 clean:

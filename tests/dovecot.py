@@ -189,7 +189,7 @@ class Dovecot:
     def start(self):
         if not os.access(DOVECOT, os.X_OK):
             raise DovecotError("Dovecot is not installed: apt-get install dovecot-imapd dovecot-pop3d "
-                               "dovecot-submissiond (.ci/run does it)")
+                               "dovecot-submissiond (`make test` does it)")
         self._write_config()
         self.process = subprocess.Popen(
             [DOVECOT, "-F", "-c", str(self.config_path)],
