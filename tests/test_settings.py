@@ -10,13 +10,14 @@ ROOT = Path(__file__).resolve().parent.parent
 GOOD_KEY = "k0vBzfQy4qk1Pz0Yx3cK0d4n1dQ8cWJ0m3cQm1s9cJY="
 
 
-def run_check(**env_overrides):
+def run_check(*command, **env_overrides):
     env = {k: v for k, v in os.environ.items() if k not in ("SECRET_KEY", "OAUTHMAIL_ENCRYPTION_KEYS")}
     env.update(DJANGO_SETTINGS_MODULE="oauthmail.settings", OAUTHMAIL_ENV_FILE="", DATABASE_URL="sqlite:///:memory:")
     env.update(env_overrides)
     env = {k: v for k, v in env.items() if v is not None}
     return subprocess.run(
-        [sys.executable, "manage.py", "check"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=60
+        [sys.executable, "manage.py", *(command or ["check"])], cwd=ROOT, env=env, capture_output=True, text=True,
+        timeout=60,
     )
 
 
@@ -36,6 +37,12 @@ def test_starts_with_every_required_setting():
             "DATABASE_URL",
         ),
         ({"SECRET_KEY": "s3cret", "OAUTHMAIL_ENCRYPTION_KEYS": GOOD_KEY, "DEBUG": "maybe"}, "DEBUG"),
+        ({"SECRET_KEY": "s3cret", "OAUTHMAIL_ENCRYPTION_KEYS": GOOD_KEY, "CONN_MAX_AGE": "-5"}, "CONN_MAX_AGE"),
+        ({"SECRET_KEY": "s3cret", "OAUTHMAIL_ENCRYPTION_KEYS": GOOD_KEY, "CONN_MAX_AGE": "soon"}, "CONN_MAX_AGE"),
+        (
+            {"SECRET_KEY": "s3cret", "OAUTHMAIL_ENCRYPTION_KEYS": GOOD_KEY, "CONN_HEALTH_CHECKS": "perhaps"},
+            "CONN_HEALTH_CHECKS",
+        ),
     ],
 )
 def test_missing_or_malformed_setting_stops_with_one_line_naming_it(overrides, named):
@@ -45,3 +52,12 @@ def test_missing_or_malformed_setting_stops_with_one_line_naming_it(overrides, n
     assert len(lines) == 1, result.stderr
     assert named in lines[0]
     assert "Traceback" not in result.stderr
+
+
+def test_database_connections_persist_as_long_as_conn_max_age_says():
+    show = ["shell", "-v0", "-c", "from django.db import connection as c; "
+            "print(c.settings_dict['CONN_MAX_AGE'], c.settings_dict['CONN_HEALTH_CHECKS'])"]
+    keys = {"SECRET_KEY": "s3cret", "OAUTHMAIL_ENCRYPTION_KEYS": GOOD_KEY}
+    assert run_check(*show, **keys).stdout.split() == ["0", "False"]  # one connection per request
+    kept = run_check(*show, CONN_MAX_AGE="60", CONN_HEALTH_CHECKS="true", **keys)
+    assert kept.stdout.split() == ["60", "True"], kept.stderr

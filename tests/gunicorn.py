@@ -1,0 +1,116 @@
+"""oauthmail served as in production: the command lines of the systemd units in deploy/, run here.
+
+``unit_command(unit)`` is a unit's ``ExecStart=`` with only what differs on a test machine replaced:
+``/opt/oauthmail`` (the checkout and its venv) and the web server's port. The ``web_server`` fixture
+starts gunicorn from it (``web_server.start(env=..., tls=True)``), waits until it answers, and stops it.
+The environment stands for the unit's ``EnvironmentFile``: the production settings (oauthmail.settings),
+this test's database (``shared_db``) and keys.
+"""
+import shlex
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import requests
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+DEPLOY = BASE_DIR / "deploy"
+WEB_UNIT = DEPLOY / "oauthmail-web.service"
+REFRESH_UNIT = DEPLOY / "oauthmail-refresh.service"
+INSTALL_DIR = "/opt/oauthmail"
+UNIT_BIND = "127.0.0.1:8000"
+STARTUP_TIMEOUT = 30
+
+
+def unit_setting(unit, name):
+    """The value of ``name=`` in a unit file (the first one)."""
+    for line in Path(unit).read_text().splitlines():
+        if line.startswith(f"{name}="):
+            return line.removeprefix(f"{name}=")
+    raise AssertionError(f"{unit} has no {name}=")
+
+
+def unit_command(unit, *, port=None):
+    """The unit's ExecStart as an argv for this machine: the venv's programs, this checkout, ``port``."""
+    argv = shlex.split(unit_setting(unit, "ExecStart"))
+    venv_bin = f"{INSTALL_DIR}/.venv/bin/"
+    assert argv[0].startswith(venv_bin), argv[0]
+    argv[0] = str(Path(sys.executable).parent / argv[0].removeprefix(venv_bin))
+    argv = [arg.replace(INSTALL_DIR, str(BASE_DIR)) for arg in argv]
+    if port is not None:
+        assert UNIT_BIND in argv, f"{unit} does not bind {UNIT_BIND}"
+        argv[argv.index(UNIT_BIND)] = f"127.0.0.1:{port}"
+    return argv
+
+
+def unit_directory(unit):
+    """The unit's WorkingDirectory on this machine: this checkout."""
+    return unit_setting(unit, "WorkingDirectory").replace(INSTALL_DIR, str(BASE_DIR))
+
+
+def production_env(shared_db, **extra):
+    """What the unit's EnvironmentFile gives: production settings, the test's database and keys."""
+    return shared_db.env(DJANGO_SETTINGS_MODULE="oauthmail.settings", **extra)
+
+
+class WebServer:
+    def __init__(self, root):
+        self.root = Path(root)
+        self.process = self.url = self.log_path = None
+
+    def start(self, *, env, tls_cert=None):
+        """gunicorn from the web unit on a free port; ``tls_cert`` (a trustme LeafCert) serves HTTPS."""
+        from tests.dovecot import free_port
+
+        port = free_port()
+        argv = unit_command(WEB_UNIT, port=port)
+        if tls_cert is not None:
+            cert, key = self.root / "server.pem", self.root / "server.key"
+            tls_cert.cert_chain_pems[0].write_to_path(str(cert))
+            tls_cert.private_key_pem.write_to_path(str(key))
+            argv += ["--certfile", str(cert), "--keyfile", str(key)]
+        self.url = f"{'https' if tls_cert else 'http'}://127.0.0.1:{port}"
+        self.log_path = self.root / "gunicorn.log"
+        with open(self.log_path, "ab") as log:
+            self.process = subprocess.Popen(argv, cwd=unit_directory(WEB_UNIT), env=env, stdin=subprocess.DEVNULL,
+                                            stdout=log, stderr=log)
+        self._wait_until_it_answers(env)
+        return self
+
+    def _wait_until_it_answers(self, env):
+        deadline = time.monotonic() + STARTUP_TIMEOUT
+        while True:
+            if self.process.poll() is not None:
+                raise AssertionError(f"gunicorn exited {self.process.returncode}:\n{self.log()}")
+            try:
+                requests.get(f"{self.url}/healthz", timeout=2, verify=env.get("REQUESTS_CA_BUNDLE", True))
+                return
+            except requests.ConnectionError:
+                if time.monotonic() > deadline:
+                    raise AssertionError(f"gunicorn did not answer in time:\n{self.log()}") from None
+                time.sleep(0.1)
+
+    def log(self):
+        return self.log_path.read_text(errors="replace") if self.log_path and self.log_path.exists() else ""
+
+    def stop(self):
+        if self.process and self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(timeout=int(unit_setting(WEB_UNIT, "TimeoutStopSec")))
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+
+
+@pytest.fixture
+def web_server(tmp_path):
+    """``web_server.start(env=production_env(shared_db), tls_cert=None)``: gunicorn as the web unit runs it;
+    ``.url``, ``.log()``; stopped after the test."""
+    server = WebServer(tmp_path)
+    yield server
+    server.stop()
+

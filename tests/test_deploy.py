@@ -1,0 +1,63 @@
+"""Production serving: the systemd units in deploy/, their command lines run here (tests/gunicorn.py)."""
+import signal
+import subprocess
+
+import pytest
+import requests
+
+pytest.register_assert_rewrite("tests.fixtures_scale", "tests.gunicorn")
+pytest_plugins = ["tests.fixtures_scale", "tests.gunicorn"]  # shared_db, web_server
+
+from tests.fixtures_scale import make_world, wait_for  # noqa: E402
+from tests.gunicorn import (  # noqa: E402
+    REFRESH_UNIT,
+    WEB_UNIT,
+    production_env,
+    unit_command,
+    unit_directory,
+    unit_setting,
+)
+
+
+def test_the_web_unit_serves_the_admin_login_page_healthz_and_static_files(shared_db, web_server, tmp_path):
+    env = production_env(shared_db, STATIC_ROOT=tmp_path / "static")
+    shared_db.run("collectstatic", "--noinput", "-v0", env=env)
+    server = web_server.start(env=env)
+
+    login = requests.get(f"{server.url}/admin/login/", timeout=10)
+    assert login.status_code == 200
+    assert 'name="password"' in login.text and "csrfmiddlewaretoken" in login.text
+    health = requests.get(f"{server.url}/healthz", timeout=10)
+    assert (health.status_code, health.json()["status"]) == (200, "ok")
+    css = requests.get(f"{server.url}/static/admin/css/base.css", timeout=10)
+    assert css.status_code == 200 and "text/css" in css.headers["Content-Type"]
+
+
+def test_the_web_unit_binds_to_loopback_and_trusts_forwarded_headers_from_the_proxy_only():
+    argv = unit_command(WEB_UNIT)
+    assert argv[argv.index("--bind") + 1] == "127.0.0.1:8000"
+    assert argv[argv.index("--forwarded-allow-ips") + 1] == "127.0.0.1"
+
+
+def test_healthz_through_the_web_unit_answers_503_when_the_database_is_gone(shared_db, web_server, tmp_path):
+    missing = tmp_path / "no-such-directory" / "db.sqlite3"
+    server = web_server.start(env=production_env(shared_db, DATABASE_URL=f"sqlite:///{missing}"))
+    health = requests.get(f"{server.url}/healthz", timeout=10)
+    assert health.status_code == 503
+    assert health.json() == {"status": "error", "database": "error", "reason": "the database does not answer"}
+    assert "no-such-directory" not in health.text  # the details are for the log only
+    wait_for(lambda: "unable to open database file" in server.log(), what="the error in the log")
+
+
+def test_the_refresher_unit_refreshes_due_tokens_and_stops_cleanly_on_sigterm(shared_db, idp, tmp_path):
+    world = make_world(shared_db, idp, tmp_path, count=2)
+    process = subprocess.Popen(unit_command(REFRESH_UNIT), cwd=unit_directory(REFRESH_UNIT),
+                               env=production_env(shared_db), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        wait_for(lambda: set(world.statuses().values()) == {"active"}, what="both accounts refreshed")
+        process.send_signal(getattr(signal, unit_setting(REFRESH_UNIT, "KillSignal")))
+        out, err = process.communicate(timeout=int(unit_setting(REFRESH_UNIT, "TimeoutStopSec")))
+    finally:
+        process.kill()
+    assert process.returncode == 0, err
+    assert "Stopped." in out
