@@ -2,9 +2,18 @@ import os
 
 import pytest
 
+from tests.browser import admin_page, browser, keep_artifacts, log_in, page  # noqa: F401  (fixtures)
 from tests.idp import TestIdentityProvider
 
 CA_BUNDLE_VARIABLES = ("REQUESTS_CA_BUNDLE", "SSL_CERT_FILE")
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item, call):
+    """Browser tests: a failure keeps screenshots and HTML (tests/browser.py)."""
+    report = yield
+    keep_artifacts(item, report)
+    return report
 
 
 @pytest.fixture(scope="session")
