@@ -123,16 +123,17 @@ def write_csv(path, rows, *, columns=("application", "identifier", "name", "emai
     return path
 
 
-def make_world(db, idp, tmp_path, *, count, prefix="box"):
-    """An application and `count` accounts imported with fresh refresh tokens, so all due at once."""
+def make_world(db, idp, tmp_path, *, count=0, prefix="box", mailboxes=()):
+    """An application and `count` accounts (or these ``(identifier, email)`` mailboxes) imported with fresh
+    refresh tokens, so all due at once."""
     client_id = str(uuid.uuid4())
     idp.add_client(client_id)
     application = Application(identifier=f"app-{uuid.uuid4().hex[:8]}", name="Scale test", provider="microsoft",
                               tenant="contoso.onmicrosoft.com", client_id=client_id, authority_url=idp.url)
     application.save(using=db.alias)
+    mailboxes = list(mailboxes) or [(f"{prefix}-{n:04d}", f"{prefix}.{n}@contoso.com") for n in range(count)]
     identifiers, rows = [], []
-    for n in range(count):
-        identifier, email = f"{prefix}-{n:04d}", f"{prefix}.{n}@contoso.com"
+    for n, (identifier, email) in enumerate(mailboxes):
         identifiers.append(identifier)
         rows.append([application.identifier, identifier, f"Mailbox {n}", email, "device_code",
                      idp.issue_refresh_token(client_id, email)])
