@@ -88,7 +88,7 @@ class WebServer:
             try:
                 requests.get(f"{self.url}/healthz", timeout=2, verify=env.get("REQUESTS_CA_BUNDLE", True))
                 return
-            except requests.ConnectionError:
+            except (requests.ConnectionError, requests.Timeout):  # not listening, or no worker yet
                 if time.monotonic() > deadline:
                     raise AssertionError(f"gunicorn did not answer in time:\n{self.log()}") from None
                 time.sleep(0.1)

@@ -1,5 +1,6 @@
 """Production serving: the systemd units in deploy/, their command lines run here (tests/gunicorn.py)."""
 import signal
+import socket
 import subprocess
 
 import pytest
@@ -22,7 +23,11 @@ from tests.gunicorn import (  # noqa: E402
 def test_the_web_unit_serves_the_admin_login_page_healthz_and_static_files(shared_db, web_server, tmp_path):
     env = production_env(shared_db, STATIC_ROOT=tmp_path / "static")
     shared_db.run("collectstatic", "--noinput", "-v0", env=env)
-    server = web_server.start(env=env)
+    with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as systemd:  # Type=notify: systemd's socket
+        systemd.bind(str(tmp_path / "notify"))
+        systemd.settimeout(30)
+        server = web_server.start(env={**env, "NOTIFY_SOCKET": str(tmp_path / "notify")})
+        assert b"READY=1" in systemd.recv(4096)
 
     login = requests.get(f"{server.url}/admin/login/", timeout=10)
     assert login.status_code == 200
