@@ -1,4 +1,5 @@
 # oauthmail: `make run` sets up everything and serves http://127.0.0.1:8000/admin/; `make test` runs the suite.
+# Deferred (?=): looked up when used, so a python3 that `make test` has just installed is found.
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
 BIN := $(VENV)/bin
@@ -27,7 +28,7 @@ run: migrate
 # The Debian packages the suite needs (Dovecot, chromium, msmtp ...): installed when missing as root,
 # otherwise one line says what to run. See scripts/test-packages.
 test-packages:
-	@scripts/test-packages
+	@PYTHON="$(PYTHON)" scripts/test-packages
 
 test: test-packages install
 	$(BIN)/pytest

@@ -43,11 +43,14 @@ def machine(tmp_path):
         (fake / name).chmod(0o755)
     apt_log = tmp_path / "apt.log"
 
-    def run(*, installed, uid=0):
+    def run(*, installed, uid=0, python="venv"):
+        """``python``: "venv" (makes venvs), "bare" (no ensurepip: Debian without python3-venv) or None."""
         (fake / "id").write_text(f"#!/bin/sh\necho {uid}\n")
-        (fake / "id").chmod(0o755)
+        (fake / "python3").write_text(f"#!/bin/sh\n[ {python} = venv ]\n")
+        for name in ("id", "python3"):
+            (fake / name).chmod(0o755)
         env = {**os.environ, "PATH": f"{fake}:{os.environ['PATH']}", "INSTALLED": " ".join(installed),
-               "APT_LOG": str(apt_log)}
+               "APT_LOG": str(apt_log), "PYTHON": str(fake / "python3") if python else ""}
         env.pop("DEBIAN_FRONTEND", None)
         result = subprocess.run([str(SCRIPT)], env=env, capture_output=True, text=True, timeout=30)
         result.apt_calls = apt_log.read_text().splitlines() if apt_log.exists() else []
@@ -84,3 +87,13 @@ def test_as_anyone_else_one_line_says_exactly_what_to_run_and_make_stops(machine
     command = re.search(r"run: (.*)$", result.stderr.strip())[1]
     assert command == "sudo apt-get update && sudo apt-get install -y --no-install-recommends msmtp jq"
 
+
+
+def test_a_python_that_cannot_make_a_venv_brings_python3_venv(machine):
+    result = machine(installed=NEEDED, python="bare")
+    assert result.apt_calls[-1].endswith("--no-install-recommends python3-venv")
+
+
+def test_no_python_at_all_brings_python3_and_its_venv(machine):
+    result = machine(installed=NEEDED, python=None)
+    assert result.apt_calls[-1].endswith("--no-install-recommends python3 python3-venv")
