@@ -7,9 +7,8 @@ The fixtures (registered by tests/conftest.py, so every test module has them):
 - ``page``: a fresh page (its own cookies) whose relative URLs go to ``live_server``:
   ``page.goto("/admin/")``. Asking for it starts ``live_server``, so the test runs with
   ``transactional_db``: the server's thread sees what the test writes, and the database is emptied
-  after the test. A test that needs the rows the migrations create (the "Mailbox operators" and
-  "OAuth administrators" groups, e.g. for ``tests.factories.make_staff``) marks itself
-  ``@pytest.mark.django_db(transaction=True, serialized_rollback=True)``.
+  after the test, the migrations' rows too (the "Mailbox operators" and "OAuth administrators"
+  groups): ``tests.factories.make_staff`` writes those again when they are missing.
 - ``log_in``: ``log_in(user)`` signs ``user`` in on ``page`` (a real session, no login form) and
   returns the page.
 - ``admin_page``: ``page`` signed in as a new superuser.

@@ -35,9 +35,33 @@ def make_account(application, *, identifier="accounting", email="compta@contoso.
 
 
 def make_staff(username, group_name):
+    if not Group.objects.filter(name=group_name).exists():
+        rerun_data_migrations()
     user = User.objects.create_user(username=username, password="pw-" + username, is_staff=True)
     user.groups.add(Group.objects.get(name=group_name))
     return user
+
+
+def rerun_data_migrations(app_labels=("providers", "accounts", "api")):
+    """Write again what the project's data migrations wrote (the roles and their permissions), in
+    migration order: a transactional test (live_server, shared_db) empties every table when it ends,
+    and Django's serialized_rollback trips over the content types that the flush re-creates."""
+    from django.apps import apps
+    from django.db import connection
+    from django.db.migrations.loader import MigrationLoader
+    from django.db.migrations.operations import RunPython
+    from django.db.migrations.state import ProjectState
+
+    state_apps = ProjectState.from_apps(apps).apps  # today's models, in app configs of their own
+    graph = MigrationLoader(connection, ignore_no_migrations=True).graph
+    plan = []
+    for leaf in graph.leaf_nodes():
+        plan += [node for node in graph.forwards_plan(leaf) if node not in plan]
+    for app_label, name in plan:
+        if app_label in app_labels:
+            for operation in graph.nodes[app_label, name].operations:
+                if isinstance(operation, RunPython):
+                    operation.code(state_apps, None)
 
 
 def make_google_application(idp, *, identifier="workspace", secret="google-secret", register=True, **fields):

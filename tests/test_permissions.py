@@ -1,9 +1,10 @@
 """Administrators do everything; operators manage accounts and Init. Token but not applications."""
 import pytest
+from django.contrib.auth.models import Group
 from django.urls import reverse
 
 from accounts.models import Account
-from tests.factories import make_account, make_application, make_staff
+from tests.factories import make_account, make_application, make_staff, rerun_data_migrations
 
 pytestmark = pytest.mark.django_db
 
@@ -75,3 +76,18 @@ def test_administrator_can_change_an_application_secret(administrator_client, id
     assert response.status_code == 302
     app.refresh_from_db()
     assert app.client_secret == "new-secret"
+
+
+def role_permissions():
+    return {group.name: sorted(group.permissions.values_list("content_type__app_label", "codename"))
+            for group in Group.objects.all()}
+
+
+def test_make_staff_writes_the_roles_again_after_a_transactional_test_emptied_them():
+    """Browser and multi-process tests end by emptying every table, the migrations' groups too."""
+    migrated = role_permissions()
+    Group.objects.all().delete()
+    make_staff("olivia", "Mailbox operators")
+    assert role_permissions() == migrated
+    rerun_data_migrations()  # and again changes nothing
+    assert role_permissions() == migrated
