@@ -83,7 +83,6 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     })
 
 
-
 def _conn_max_age():
     value = env.int("CONN_MAX_AGE", default=0)
     if value < 0:

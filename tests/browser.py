@@ -4,7 +4,8 @@
 The fixtures (registered by tests/conftest.py, so every test module has them):
 
 - ``browser``: one headless chromium for the whole session.
-- ``page``: a fresh page (its own cookies) whose relative URLs go to ``live_server``:
+- ``page``: a fresh page (its own cookies, English, a 1366 × 768 window: the smallest screen the
+  admin must fit without scrolling sideways) whose relative URLs go to ``live_server``:
   ``page.goto("/admin/")``. Asking for it starts ``live_server``, so the test runs with
   ``transactional_db``: the server's thread sees what the test writes, and the database is emptied
   after the test, the migrations' rows too (the "Mailbox operators" and "OAuth administrators"
