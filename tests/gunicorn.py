@@ -6,6 +6,7 @@ starts gunicorn from it (``web_server.start(env=..., tls=True)``), waits until i
 The environment stands for the unit's ``EnvironmentFile``: the production settings (oauthmail.settings),
 this test's database (``shared_db``) and keys.
 """
+import os
 import shlex
 import signal
 import subprocess
@@ -75,8 +76,9 @@ class WebServer:
         self.url = f"{'https' if tls_cert else 'http'}://127.0.0.1:{port}"
         self.log_path = self.root / "gunicorn.log"
         with open(self.log_path, "ab") as log:
+            # A session of its own, so that stop() can end the workers too, whatever the master does.
             self.process = subprocess.Popen(argv, cwd=unit_directory(WEB_UNIT), env=env, stdin=subprocess.DEVNULL,
-                                            stdout=log, stderr=log)
+                                            stdout=log, stderr=log, start_new_session=True)
         self._wait_until_it_answers(env)
         return self
 
@@ -97,14 +99,22 @@ class WebServer:
         return self.log_path.read_text(errors="replace") if self.log_path and self.log_path.exists() else ""
 
     def stop(self):
-        """SIGQUIT: at once (systemd's SIGTERM waits for idle keep-alive connections, which no test needs)."""
-        if self.process and self.process.poll() is None:
+        """SIGQUIT: at once (systemd's SIGTERM waits for idle keep-alive connections, which no test needs);
+        then every process of the server's session is killed: a worker still booting may miss the signal
+        (systemd's KillMode=mixed does the same)."""
+        if self.process is None:
+            return
+        if self.process.poll() is None:
             self.process.send_signal(signal.SIGQUIT)
             try:
-                self.process.wait(timeout=10)
+                self.process.wait(timeout=5)
             except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
+                pass
+        try:
+            os.killpg(self.process.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        self.process.wait()
 
 
 @pytest.fixture
