@@ -27,8 +27,8 @@ STARTUP_TIMEOUT = 30
 
 
 def unit_setting(unit, name):
-    """The value of ``name=`` in a unit file (the first one)."""
-    for line in Path(unit).read_text().splitlines():
+    """The value of ``name=`` in a unit file (the first one), continuation lines joined as systemd does."""
+    for line in Path(unit).read_text().replace("\\\n", " ").splitlines():
         if line.startswith(f"{name}="):
             return line.removeprefix(f"{name}=")
     raise AssertionError(f"{unit} has no {name}=")

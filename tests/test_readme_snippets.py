@@ -6,9 +6,9 @@ address (https://127.0.0.1:PORT for https://oauthmail.example.com), /opt/oauthma
 its venv), mbsync's ~/Mail folder; and the test CA is trusted: through SSL_CERT_FILE for Python (set
 by the idp_server fixture) and CURL_CA_BUNDLE for curl, one added ``tls_trust_file`` line for msmtp
 and one ``CertificateFile`` line for mbsync (GnuTLS and mbsync read no such variable). mbsync reaches
-Dovecot as ``localhost``: isync 1.4 matches a certificate's DNS names only, never an IP address. The accounts are the
-README's own (``accounting`` <compta@contoso.com>, and ``sales``), with refresh tokens the test
-identity provider issued.
+Dovecot as ``localhost``: isync 1.4 matches a certificate's DNS names only, never an IP address.
+The accounts are the README's own (``accounting`` <compta@contoso.com>, and ``sales``), with refresh
+tokens the test identity provider issued.
 """
 import json
 import os
