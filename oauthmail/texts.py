@@ -18,6 +18,7 @@ from .times import local
 
 LABELS = {
     "protocol": {"imap": _("IMAP"), "pop": _("POP"), "smtp": _("SMTP")},
+    "credential": {"client_secret": _("client secret"), "certificate": _("certificate")},
     "step": {
         "token": _("getting a token"),
         "connect": _("connecting"),
@@ -134,6 +135,11 @@ TEXTS = {
     "net.closed": _("%(server)s closed the connection (%(reason)s)."),
     "net.value": _("%(server)s: %(reason)s"),
     "net.other": _("Could not talk to %(server)s: %(reason)s"),
+    # --- Alert deliveries (alerts/transports.py) ----------------------------------------------------------
+    "alert.webhook_refused": _("The webhook answered HTTP %(status)s."),
+    "alert.webhook_unreachable": _("Could not reach the webhook: %(error)s."),
+    "alert.email_failed": _("The e-mail could not be sent."),
+    "alert.channel_off": _("The channel was turned off or deleted before the alert could be sent."),
 }
 # Events whose parameters are a failure's facts (see facts_text), shown as %(failure)s.
 FAILURE_EVENTS = {"token.init_failed", "token.refresh_failed", "token.reauth_required"}
@@ -149,7 +155,7 @@ def _prepared(params):
         if isinstance(value, dict):
             value = facts_text(value)
         elif key.endswith("_at"):
-            value = local(value) or value
+            value = local(value) or "-"
         elif key in LABELS and isinstance(value, str):
             value = label(key, value)
         values[key] = value
@@ -158,12 +164,11 @@ def _prepared(params):
     return values
 
 
-def render(code, params=None):
+def render(code, params=None, *, catalogue=None):
     """`code`'s sentence with `params`, in the active language; the facts' own words for an unknown code.
-
-    """
+    `catalogue`: another app's sentences (alerts/texts.py), rendered by the same rules."""
     params = params or {}
-    template = TEXTS.get(code)
+    template = (TEXTS if catalogue is None else catalogue).get(code)
     if template is None:
         return facts_text(params, message=False)
     values = _prepared(params)

@@ -3,6 +3,8 @@ from datetime import UTC, date, datetime
 
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
+from django.utils.functional import lazy
+from django.utils.text import format_lazy
 
 
 def zone_name():
@@ -29,3 +31,8 @@ def local(value, *, seconds=False, label=True):
         moment = timezone.make_aware(moment, UTC)
     text = timezone.localtime(moment).strftime("%Y-%m-%d %H:%M:%S" if seconds else "%Y-%m-%d %H:%M")
     return f"{text} ({zone_name()})" if label else text
+
+
+def with_zone(text):
+    """A column header naming the zone its times are in: 'access token expires (Europe/Paris)'."""
+    return format_lazy("{} ({})", text, lazy(zone_name, str)())

@@ -14,10 +14,26 @@ def create_counters(apps, schema_editor):
         Counter.objects.get_or_create(name=name)
 
 
+def grant_view_refresh_runs(apps, schema_editor):
+    """Both groups may look at refresh_tokens' runs."""
+    from django.contrib.auth.management import create_permissions
+
+    app_config = apps.get_app_config("accounts")
+    app_config.models_module = True
+    create_permissions(app_config, apps=apps, verbosity=0)
+    app_config.models_module = None
+    Permission = apps.get_model("auth", "Permission")
+    permission = Permission.objects.get(content_type__app_label="accounts", codename="view_refreshrun")
+    for group in apps.get_model("auth", "Group").objects.filter(name__in=["OAuth administrators", "Mailbox operators"]):
+        group.permissions.add(permission)
+
+
 class Migration(migrations.Migration):
 
     dependencies = [
         ('accounts', '0006_longer_sign_in_urls'),
+        ('auth', '0012_alter_user_first_name_max_length'),
+        ('contenttypes', '0002_remove_content_type_name'),
     ]
 
     operations = [
@@ -82,4 +98,5 @@ class Migration(migrations.Migration):
             index=models.Index(fields=['account', 'kind', 'id'], name='accounts_event_newest_of_kind'),
         ),
         migrations.RunPython(create_counters, migrations.RunPython.noop),
+        migrations.RunPython(grant_view_refresh_runs, migrations.RunPython.noop),
     ]
