@@ -14,12 +14,12 @@ from . import admin_views, connection_views
 from .models import Account
 
 EVENTS_SHOWN = 50
-ERROR_SHOWN = 70  # characters of the last error in the list; the whole of it on the account's page
+ERROR_SHOWN = 60  # characters of the last error in the list; the whole of it on the account's page
 
 
 @admin.register(Account)
 class AccountAdmin(AuditedAdmin):
-    list_display = ["identifier", "status_badge", "last_error_short", "access_token_expiry", "email", "application"]
+    list_display = ["account", "status_badge", "last_error_short", "access_token_expiry", "application_identifier"]
     list_filter = ["status", "application", "flow"]
     search_fields = ["identifier", "name", "email"]
     list_select_related = ["application"]
@@ -52,6 +52,10 @@ class AccountAdmin(AuditedAdmin):
         if self.has_init_token_permission(request):
             return [*self.list_display, "init_token_button"]
         return self.list_display
+
+    def changelist_view(self, request, extra_context=None):
+        extra_context = {**(extra_context or {}), "can_init_token": self.has_init_token_permission(request)}
+        return super().changelist_view(request, extra_context)
 
     def get_fieldsets(self, request, obj=None):
         if obj is None:
@@ -114,6 +118,14 @@ class AccountAdmin(AuditedAdmin):
     def status_badge(self, obj):
         colours = {"active": "#2e7d32", "failing": "#ef6c00", "reauth_required": "#ba2121", "new": "#666"}
         return format_html('<strong style="color:{}">{}</strong>', colours[obj.status], obj.get_status_display())
+
+    @admin.display(description=_("account"), ordering="identifier")
+    def account(self, obj):
+        return format_html('{}<div class="email" title="{}">{}</div>', obj.identifier, obj.email, obj.email)
+
+    @admin.display(description=_("application"), ordering="application__identifier")
+    def application_identifier(self, obj):
+        return obj.application.identifier
 
     @admin.display(description=_("last error"))
     def last_error_short(self, obj):

@@ -65,8 +65,8 @@ def _credentials():
     for credential in facts.credentials(within_days=max(CREDENTIAL_STEPS)):
         expires = credential.expires
         shown = expires.isoformat() if credential.kind == "client_secret" else local(expires)
-        yield Condition(
-            f"application:{credential.application_id}:{credential.kind}:{expires.isoformat()}",
+        yield Condition(  # a renewed credential leaves the 30 days: its condition ends, the next one starts anew
+            f"application:{credential.application_id}:{credential.kind}",
             Alert.Kind.CREDENTIAL_EXPIRY, credential_step(credential.days_left), {
                 "application_id": credential.application_id, "application": credential.application,
                 "credential": credential.kind, "expires": shown, "days": max(0, credential.days_left),

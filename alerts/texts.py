@@ -66,7 +66,7 @@ TEXTS = {
     "refresh_overdue.recovered": _("refresh_tokens finished a run at %(last_at)s."),
     "test.test": _("%(actor)s sent this test alert to the channel %(channel)s: it works."),
 }
-GROUP_SUBJECT = ngettext_lazy("oauthmail: %(count)d alert", "oauthmail: %(count)d alerts", "count")
+GROUP_SUBJECT = ngettext_lazy("%(count)d alert", "%(count)d alerts", "count")
 
 
 def _code(alert):

@@ -3,8 +3,9 @@ the same), plus the token API's answers counted in memory (api/metrics.py)."""
 import os
 
 from django.utils import timezone
-from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client import CollectorRegistry
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+from prometheus_client.exposition import choose_encoder
 from prometheus_client.multiprocess import MultiProcessCollector
 
 from accounts.services.runs import REFRESH_FAILURES, REFRESH_SUCCESSES, counter_values
@@ -65,12 +66,14 @@ class DatabaseCollector:
                                 value=int(facts.refresh_overdue(last_run=run, now=now)))
 
 
-def exposition():
-    """The metrics, in Prometheus's text format."""
+def exposition(*, accept=""):
+    """(body, content type): the metrics in the format the scraper's Accept header asks for (Prometheus's
+    text format by default, OpenMetrics when asked), as prometheus_client's own server answers."""
     registry = CollectorRegistry(auto_describe=False)
     registry.register(DatabaseCollector())
     if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
         MultiProcessCollector(registry)  # the API counts of every server process
     else:
         registry.register(ANSWERS)
-    return generate_latest(registry)
+    encoder, content_type = choose_encoder(accept)
+    return encoder(registry), content_type

@@ -5,7 +5,6 @@ from django.conf import settings
 from django.http import Http404, HttpResponse
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET
-from prometheus_client import CONTENT_TYPE_LATEST
 
 from .metrics import exposition
 
@@ -22,4 +21,5 @@ def metrics(request):
                                 status=401, content_type="text/plain; charset=utf-8")
         response["WWW-Authenticate"] = 'Bearer realm="oauthmail metrics"'
         return response
-    return HttpResponse(exposition(), content_type=CONTENT_TYPE_LATEST)
+    body, content_type = exposition(accept=request.headers.get("Accept", ""))
+    return HttpResponse(body, content_type=content_type)
