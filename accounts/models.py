@@ -4,7 +4,7 @@ from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
 from oauthmail.crypto import EncryptedTextField
-from oauthmail.validators import validate_identifier
+from oauthmail.validators import validate_identifier, validate_visible_text
 from providers.base import AUTHORIZATION_CODE, CLIENT_CREDENTIALS, DEVICE_CODE
 from providers.models import Application, Audited
 
@@ -48,7 +48,7 @@ class Account(Audited):
         _("identifier"), max_length=100, unique=True, validators=[validate_identifier],
         help_text=validate_identifier.help_text,
     )
-    name = models.CharField(_("name"), max_length=200)
+    name = models.CharField(_("name"), max_length=200, validators=[validate_visible_text])
     email = models.EmailField(_("e-mail address"), max_length=254)
     flow = models.CharField(_("sign-in flow"), max_length=32, choices=Flow.choices, default=Flow.DEVICE_CODE)
     sign_in_user = models.EmailField(
@@ -113,6 +113,14 @@ class Account(Audited):
         return f"{self.identifier} <{self.email}>"
 
     def clean(self):
+        if self.email:
+            twin = (Account.objects.filter(email__iexact=self.email).exclude(email=self.email)
+                    .exclude(pk=self.pk).only("identifier", "email").first())
+            if twin is not None:
+                raise ValidationError({"email": _(
+                    "The account %(account)s has this mailbox as %(email)s: addresses differing only in case are "
+                    "the same mailbox. Spell it the same way, or use that account."
+                ) % {"account": twin.identifier, "email": twin.email}})
         app = self.application if self.application_id else None
         if app is None:
             return

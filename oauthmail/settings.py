@@ -138,6 +138,9 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
 ]
 
+# Secrets stay out of error pages and reports even with DEBUG on (oauthmail/debug.py).
+DEFAULT_EXCEPTION_REPORTER_FILTER = "oauthmail.debug.SecretsHiddenFilter"
+
 STATIC_URL = "static/"
 STATIC_ROOT = BASE_DIR / "staticfiles"
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
