@@ -70,6 +70,14 @@ class Account(Audited):
     smtp_port = _port(_("SMTP port"))
     smtp_security = _security(_("SMTP security"))
     verify_certificate = models.BooleanField(_("verify server certificate"), default=True)
+    # Plaintext or unverified TLS sends the token where anyone on the path can read it: allowed only as an
+    # administrator set it. `mail_servers_approved` is the settings they saved (accounts/mail_servers.py):
+    # any change made otherwise no longer matches, and the approval no longer holds.
+    mail_servers_approved = models.TextField(blank=True, editable=False)
+    mail_servers_approved_by = models.CharField(_("mail servers approved by"), max_length=150, blank=True,
+                                                editable=False)
+    mail_servers_approved_at = models.DateTimeField(_("mail servers approved at"), null=True, blank=True,
+                                                    editable=False)
 
     # Token facts, read-only.
     status = models.CharField(_("status"), max_length=20, choices=Status.choices, default=Status.NEW, editable=False)
@@ -106,6 +114,7 @@ class Account(Audited):
         permissions = [
             ("init_token", _("Can initialise an account's token")),
             ("test_connection", _("Can test an account's mail server connection")),
+            ("change_mail_servers", _("Can change an account's mail servers and certificate checking")),
         ]
         indexes = [models.Index(fields=["status", "access_token_expires_at"])]
 
@@ -151,12 +160,19 @@ class TokenEvent(models.Model):
         REAUTH_REQUIRED = "reauth_required", _("Re-authorisation required")
         READ = "read", _("Token read")
         CONNECTION_TEST = "connection_test", _("Connection test")
+        MAIL_SERVERS = "mail_servers", _("Mail servers changed")
+        TOKEN_DROPPED = "token_dropped", _("Token dropped")
+        DELETED = "deleted", _("Account deleted")
 
-    account = models.ForeignKey(Account, models.CASCADE, related_name="events", verbose_name=_("account"))
+    # The audit trail outlives the account: a deleted account's events keep its identifier.
+    account = models.ForeignKey(
+        Account, models.SET_NULL, null=True, blank=True, related_name="events", verbose_name=_("account")
+    )
+    account_identifier = models.CharField(_("account"), max_length=100, db_index=True, default="", editable=False)
     at = models.DateTimeField(_("at"), default=timezone.now, db_index=True)
     actor = models.CharField(_("by"), max_length=150)
     kind = models.CharField(_("event"), max_length=20, choices=Kind.choices)
-    outcome = models.CharField(_("outcome"), max_length=500, blank=True)
+    outcome = models.CharField(_("outcome"), max_length=1000, blank=True)
 
     class Meta:
         verbose_name = _("token event")
