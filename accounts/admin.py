@@ -160,8 +160,8 @@ class AccountAdmin(AuditedAdmin):
 
     @admin.display(description=_("status"), ordering="status")
     def status_badge(self, obj):
-        colours = {"active": "#2e7d32", "failing": "#ef6c00", "reauth_required": "#ba2121", "new": "#666"}
-        return format_html('<strong style="color:{}">{}</strong>', colours[obj.status], obj.get_status_display())
+        colours = {"active": "ok", "failing": "warn", "reauth_required": "alert", "new": "muted"}
+        return format_html('<strong class="oauthmail-{}">{}</strong>', colours[obj.status], obj.get_status_display())
 
     @admin.display(description=_("refresh token expires at"))
     def refresh_token_expiry(self, obj):
@@ -180,7 +180,7 @@ class AccountAdmin(AuditedAdmin):
         age = ngettext("%(days)d day", "%(days)d days", days) % {"days": days}
         if obj.application.provider == "google" and obj.application.google_testing:
             return format_html(
-                '{} <strong style="color:#ba2121">{}</strong>', age,
+                '{} <strong class="oauthmail-alert">{}</strong>', age,
                 _("The Google app is in “Testing”: its refresh tokens expire 7 days after sign-in. Publish the "
                   "app (“In production”) or sign in again every week."),
             )
