@@ -155,6 +155,15 @@ OAUTHMAIL_HTTP_TIMEOUT = _setting("OAUTHMAIL_HTTP_TIMEOUT", lambda: env.float("O
 OAUTHMAIL_RETRY_ATTEMPTS = _setting("OAUTHMAIL_RETRY_ATTEMPTS", lambda: env.int("OAUTHMAIL_RETRY_ATTEMPTS", default=3))
 OAUTHMAIL_RETRY_BACKOFF = _setting("OAUTHMAIL_RETRY_BACKOFF", lambda: env.float("OAUTHMAIL_RETRY_BACKOFF", default=2.0))
 
+# The token API: wrong keys from one address within a minute before it gets 429 (api/throttle.py).
+OAUTHMAIL_API_KEY_FAILURES = _setting(
+    "OAUTHMAIL_API_KEY_FAILURES", lambda: env.int("OAUTHMAIL_API_KEY_FAILURES", default=20)
+)
+# Reverse proxies in front of oauthmail that append the client's address to X-Forwarded-For: the client
+# address used for throttling (API keys, admin sign-in) is the entry that many places from the end.
+# 0: REMOTE_ADDR, and X-Forwarded-For is ignored (a client could write anything there).
+OAUTHMAIL_PROXY_COUNT = _setting("OAUTHMAIL_PROXY_COUNT", lambda: env.int("OAUTHMAIL_PROXY_COUNT", default=0))
+
 # Django's own e-mail (and any project's that installs oauthmail) through this account's SMTP server,
 # with XOAUTH2: set it to an account identifier. Blank: Django's usual EMAIL_BACKEND settings.
 OAUTHMAIL_EMAIL_ACCOUNT = env.str("OAUTHMAIL_EMAIL_ACCOUNT", default="")
