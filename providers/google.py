@@ -16,6 +16,7 @@ import requests
 from django.conf import settings
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
+from django.views.decorators.debug import sensitive_variables
 from google_auth_oauthlib.flow import Flow
 
 from . import http
@@ -83,6 +84,7 @@ class GoogleProvider(Provider):
         except (http.TransientHTTPError, requests.RequestException, ValueError) as exc:
             raise _transport_error(exc) from None
 
+    @sensitive_variables("config")
     def _flow(self, app, *, redirect_uri, code_verifier=None):
         endpoints = self._endpoints(app)
         config = {"web": {
@@ -158,6 +160,7 @@ class GoogleProvider(Provider):
             refresh_token=credentials.refresh_token or refresh_token,
         )
 
+    @sensitive_variables("info", "credentials")
     def _service_account_token(self, app, *, subject):
         if not app.service_account_key:
             raise ProviderError(
