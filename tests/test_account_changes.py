@@ -24,8 +24,11 @@ def account(idp, sign_in):
     return sign_in(make_account(make_application(idp)))
 
 
-@pytest.mark.parametrize("field, value", [("email", "other@contoso.com"), ("sign_in_user", "boss@contoso.com")])
-def test_changing_the_mailbox_of_an_account_with_a_token_drops_the_token(operator, account, field, value):
+@pytest.mark.parametrize("field, value, logged", [
+    ("email", "other@contoso.com", "e-mail address: compta@contoso.com → other@contoso.com"),
+    ("sign_in_user", "boss@contoso.com", "sign-in user: - → boss@contoso.com"),
+])
+def test_changing_the_mailbox_of_an_account_with_a_token_drops_the_token(operator, account, field, value, logged):
     response = save_account(operator, account, **{field: value})
     assert response.status_code == 302
     account.refresh_from_db()
@@ -33,7 +36,7 @@ def test_changing_the_mailbox_of_an_account_with_a_token_drops_the_token(operato
     assert account.status == Account.Status.NEW
     assert not account.access_token and not account.refresh_token and not account.access_token_expires_at
     event = account.events.get(kind=TokenEvent.Kind.TOKEN_DROPPED)
-    assert event.actor == "olivia" and "compta@contoso.com" in event.outcome
+    assert event.actor == "olivia" and logged in event.outcome
     page = operator.get(response.url).content.decode()
     assert "was dropped" in page and "Init. Token" in page
 
@@ -52,6 +55,14 @@ def test_changing_the_mailbox_ends_a_sign_in_in_progress(operator, account):
     save_account(operator, account, email="other@contoso.com")
     pending.refresh_from_db()
     assert pending.status == InitRequest.Status.FAILED and "mailbox changed" in pending.error
+
+
+def test_moving_it_to_another_application_drops_the_token_too(admin_client, account, idp):
+    other = make_application(idp, identifier="fabrikam")
+    save_account(admin_client, account, application=other.pk)
+    account.refresh_from_db()
+    assert account.status == Account.Status.NEW and not account.refresh_token
+    assert "application: contoso → fabrikam" in account.events.get(kind=TokenEvent.Kind.TOKEN_DROPPED).outcome
 
 
 def test_other_changes_keep_the_token(operator, account):

@@ -15,6 +15,8 @@ from django.db import transaction
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
+from providers.models import Application
+
 from .. import mail_servers
 from ..claims import unclaimed
 from ..models import Account, InitRequest, TokenEvent
@@ -105,7 +107,6 @@ def _drop_token(account, before, rebound, actor):
     A conditional UPDATE, as a claim is taken: a refresh in flight keeps its claim, and the token it is
     renewing must not be stored back for the new mailbox afterwards.
     """
-    shown = {"email": _("e-mail address"), "sign_in_user": _("sign-in user"), "application_id": _("application")}
     if not Account.objects.filter(unclaimed(), pk=account.pk).update(**TOKEN_RESET):
         raise AccountBusy(_(
             "%(account)s's token is being refreshed at this moment, so it cannot be dropped: nothing was saved. "
@@ -116,11 +117,18 @@ def _drop_token(account, before, rebound, actor):
         error=_("The account's mailbox changed: start Init. Token again."),
     )
     log_event(account=account, actor=actor, kind=TokenEvent.Kind.TOKEN_DROPPED, outcome=_(
-        "%(what)s changed (e-mail address %(old)s → %(new)s): the token was dropped; run Init. Token."
-    ) % {"what": ", ".join(str(shown[name]) for name in rebound).capitalize(), "old": before["email"],
-         "new": account.email})
+        "%(changes)s: the token of the previous mailbox was dropped; run Init. Token."
+    ) % {"changes": "; ".join(_describe_rebinding(name, before[name], account) for name in rebound)})
     for name, value in TOKEN_RESET.items():
         setattr(account, name, value)
+
+
+def _describe_rebinding(name, old, account):
+    if name == "application_id":
+        old = Application.objects.filter(pk=old).values_list("identifier", flat=True).first() or old
+        return _("application: %(old)s → %(new)s") % {"old": old, "new": account.application.identifier}
+    label = Account._meta.get_field(name).verbose_name
+    return f"{label}: {old or '-'} → {getattr(account, name) or '-'}"
 
 
 def account_delete(*, account, actor):
