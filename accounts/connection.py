@@ -18,7 +18,7 @@ from django.views.decorators.debug import sensitive_variables
 
 from oauthmail.texts import LABELS, facts_text, render
 
-from . import services
+from . import mail_servers, services
 from .mail_dialogues import MECHANISMS, run_check
 from .models import Security, TokenEvent
 
@@ -30,9 +30,13 @@ SECURITY_SHORT = {Security.TLS: "TLS", Security.STARTTLS: "STARTTLS", Security.N
 
 
 class NoMailServer(Exception):
-    def __init__(self, protocol):
-        self.facts = {"message": "check.no_server", "protocol": protocol}
-        super().__init__(facts_text(self.facts))
+    def __init__(self, facts):
+        self.facts = facts  # see oauthmail/texts.py
+        super().__init__(facts_text(facts))
+
+
+class InsecureMailServer(NoMailServer):
+    """Plaintext or unverified TLS that no administrator set: no token goes there."""
 
 
 @dataclass(frozen=True)
@@ -84,14 +88,20 @@ class ConnectionTestResult:
 
 
 def mail_server(*, account, protocol):
-    """The account's server for `protocol`: its own host/port/security, else the provider's defaults."""
+    """The account's server for `protocol`: its own host/port/security, else the provider's defaults.
+
+    Every path that sends a token to an account's mail server asks here first: plaintext (security
+    "none") and unverified TLS raise InsecureMailServer unless an administrator set them.
+    """
+    if refusal := mail_servers.refusal(account, protocol):
+        raise InsecureMailServer(refusal)
     defaults = getattr(account.application.adapter, "mail_servers", {})
     default_host, default_port, default_security = defaults.get(protocol, ("", None, ""))
     host = getattr(account, f"{protocol}_host") or default_host
     port = getattr(account, f"{protocol}_port") or default_port
     security = getattr(account, f"{protocol}_security") or default_security or Security.TLS
     if not host or not port:
-        raise NoMailServer(protocol)
+        raise NoMailServer({"message": "check.no_server", "protocol": protocol})
     return MailServer(host=host, port=int(port), security=str(security))
 
 
@@ -118,11 +128,7 @@ def sasl_initial_response(*, mechanism, email, token, server):
 
 
 @sensitive_variables("token", "initial")
-def _run_one(protocol, *, account, token, mechanism, send_to, actor):
-    try:
-        server = mail_server(account=account, protocol=protocol)
-    except NoMailServer as error:
-        return ProtocolResult(protocol, ok=False, step="connect", facts=error.facts)
+def _run_one(protocol, *, account, server, token, mechanism, send_to, actor):
     initial = sasl_initial_response(mechanism=mechanism, email=account.email, token=token, server=server)
     ok, step, facts = run_check(
         protocol, server=server, context=ssl_context(account=account), mechanism=mechanism, initial=initial,
@@ -150,14 +156,21 @@ def connection_test(*, account, actor, imap=True, pop=True, smtp=True, send_to=N
             report.results.append(ProtocolResult(
                 "smtp", ok=False, step="send", facts={"message": "check.bad_address", "address": send_to},
             ))
-    try:
-        token, _expires_at = services.token_get(account=account, actor=actor)
-    except services.TokenUnavailable as error:
-        for protocol in protocols:
-            report.results.append(ProtocolResult(protocol, ok=False, step="token", facts=error.facts))
-        protocols = []
-    for protocol in protocols:
-        report.results.append(_run_one(protocol, account=account, token=token, mechanism=mechanism,
+    servers = {}
+    for protocol in protocols:  # before any token: a refused server needs none
+        try:
+            servers[protocol] = mail_server(account=account, protocol=protocol)
+        except NoMailServer as error:
+            report.results.append(ProtocolResult(protocol, ok=False, step="connect", facts=error.facts))
+    if servers:
+        try:
+            token, _expires_at = services.token_get(account=account, actor=actor)
+        except services.TokenUnavailable as error:
+            for protocol in servers:
+                report.results.append(ProtocolResult(protocol, ok=False, step="token", facts=error.facts))
+            servers = {}
+    for protocol, server in servers.items():
+        report.results.append(_run_one(protocol, account=account, server=server, token=token, mechanism=mechanism,
                                        send_to=send_to, actor=actor))
     report.results.sort(key=lambda result: list(PROTOCOLS).index(result.protocol))
     for result in report.results:

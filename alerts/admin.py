@@ -16,15 +16,15 @@ from . import services
 from .forms import ChannelForm
 from .models import Alert, Channel, Delivery
 
-STATUS_COLOURS = {"sent": "#2e7d32", "pending": "#ef6c00", "failed": "#ba2121"}
+STATUS_CLASSES = {"sent": "oauthmail-ok", "pending": "oauthmail-warn", "failed": "oauthmail-alert"}
 
 
 def status_html(delivery):
-    colour = STATUS_COLOURS[delivery.status]
+    css_class = STATUS_CLASSES[delivery.status]
     label = delivery.get_status_display()
     if delivery.status == Delivery.Status.PENDING and delivery.attempts:
         label = _g("failed, tried again later")
-    return format_html('<strong style="color:{}">{}</strong>', colour, label)
+    return format_html('<strong class="{}">{}</strong>', css_class, label)
 
 
 @admin.register(Channel)
@@ -110,7 +110,7 @@ class AlertAdmin(ReadOnlyAdmin):
 
     @admin.display(description=_("message"))
     def message(self, obj):
-        return format_html('<div style="white-space:pre-wrap">{}</div>', obj.text)
+        return format_html('<div class="alert-message">{}</div>', obj.text)
 
     @admin.display(description=_("sent to"))
     def deliveries_summary(self, obj):

@@ -29,7 +29,8 @@ def _delete_in_batches(queryset, *, batch_size, progress):
 def prune(*, older_than_days, batch_size=BATCH, progress=None):
     """Delete what is older than `older_than_days` days; returns {"events": n, "runs": n, "alerts": n}."""
     cutoff = timezone.now() - timedelta(days=older_than_days)
-    newer_of_kind = TokenEvent.objects.filter(account=OuterRef("account"), kind=OuterRef("kind"), pk__gt=OuterRef("pk"))
+    newer_of_kind = TokenEvent.objects.filter(account_identifier=OuterRef("account_identifier"), kind=OuterRef("kind"),
+                                           pk__gt=OuterRef("pk"))
     events = TokenEvent.objects.filter(at__lt=cutoff).filter(Exists(newer_of_kind))
     last_run = last_refresh_run()
     runs = RefreshRun.objects.filter(started_at__lt=cutoff).exclude(pk=last_run.pk if last_run else None)

@@ -17,6 +17,7 @@ from django.utils.translation import ngettext_lazy
 from .times import local
 
 LABELS = {
+    "field": {},  # a model field's label by its name: the accounts app adds its own (accounts/apps.py)
     "protocol": {"imap": _("IMAP"), "pop": _("POP"), "smtp": _("SMTP")},
     "credential": {"client_secret": _("client secret"), "certificate": _("certificate")},
     "step": {
@@ -43,6 +44,10 @@ TEXTS = {
     "token.refresh_failed": _("Refresh failed: %(failure)s"),
     "token.reauth_required": _("Refresh refused, sign in again (Init. Token): %(failure)s"),
     "token.read": _("Token read by API client %(name)s."),
+    "account.mail_servers_changed": _("%(changes)s."),
+    "account.mail_servers_approved": _("Insecure mail-server settings approved."),
+    "account.token_dropped": _("%(rebound)s: the token of the previous mailbox was dropped; run Init. Token."),
+    "account.deleted": _("Account %(account)s deleted."),
     "connection.ok": _("%(where)s: OK. %(detail)s"),
     "connection.failed": _("%(where)s: failed at %(step)s: %(detail)s"),
     # --- Token errors met by oauthmail itself ----------------------------------------------------
@@ -62,6 +67,11 @@ TEXTS = {
     "token.busy": _("Another process is busy with this account's token; try again shortly."),
     "token.never_initialised": _("The token was never initialised: run Init. Token."),
     "token.sign_in_again": _("The mailbox must be signed in again (Init. Token): %(error)s"),
+    "token.init_failed_error": _("Init. Token failed: %(error)s"),
+    "token.state_unreadable": _(
+        "This Init. Token's saved state cannot be decrypted with the current encryption keys (they changed "
+        "while it was waiting): start Init. Token again."
+    ),
     # --- Microsoft (providers/microsoft.py); the provider's own words follow ----------------------
     "microsoft.error": _("Microsoft answered with an error."),
     "microsoft.authorization_declined": _("The sign-in was declined."),
@@ -105,6 +115,11 @@ TEXTS = {
     "google.unsupported_flow": _("Google mail cannot use the device-code flow: use the browser sign-in."),
     "google.bad_response": _("Google's answer could not be read; try again."),
     "google.no_service_account": _("App-only access to Google needs a service account key on the application."),
+    "google.scope_not_granted": _(
+        "Google did not grant %(scopes)s: nothing was stored. Start Init. Token again and, on Google's "
+        "consent screen, tick the access to the mailbox (“Read, compose, send and permanently delete all "
+        "your email from Gmail”)."
+    ),
     # --- Test connection (accounts/mail_dialogues.py) ------------------------------------------------
     "check.imap_ok": ngettext_lazy(
         "Logged in with %(mechanism)s; INBOX holds %(count)d message.",
@@ -120,6 +135,12 @@ TEXTS = {
     ),
     "check.no_server": _("No %(protocol)s server is set for this account and its provider has no default."),
     "check.bad_address": _("“%(address)s” is not a valid e-mail address."),
+    "check.refused": _(
+        "Refused: %(problem)s, and no administrator set these mail servers. An administrator (permission "
+        "“Can change an account's mail servers”) must save them on the account's page first."
+    ),
+    "check.plaintext": _("%(protocol)s without TLS (security “none”) would send the token in clear text"),
+    "check.unverified": _("with certificate checking off, the token would go to any server that answers"),
     "net.host_not_found": _("The host name %(host)s could not be found (%(reason)s)."),
     "net.refused": _("%(host)s refused the connection on port %(port)s: is the port right, and the server running?"),
     "net.timeout": _(
@@ -149,10 +170,28 @@ def label(kind, value):
     return str(LABELS[kind].get(value, value))
 
 
+def _setting(value, *, unset):
+    if isinstance(value, bool):
+        return str(_("yes") if value else _("no"))
+    return str(value) if value not in ("", None) else str(unset)
+
+
+def _changes(changes, *, unset):
+    """[[field, old, new], ...] as 'IMAP host: (default) → 127.0.0.1; …' (field labels: LABELS["field"])."""
+    return "; ".join(f"{label('field', field)}: {_setting(old, unset=unset)} → {_setting(new, unset=unset)}"
+                     for field, old, new in changes)
+
+
 def _prepared(params):
     values = {}
     for key, value in params.items():
-        if isinstance(value, dict):
+        if key == "changes":  # mail-server settings
+            value = _changes(value, unset=_("(default)"))
+            if params.get("approved"):
+                value += ". " + str(_("Insecure settings approved."))
+        elif key == "rebound":  # what a token was bound to
+            value = _changes(value, unset="-")
+        elif isinstance(value, dict):
             value = facts_text(value)
         elif key.endswith("_at"):
             value = local(value) or "-"

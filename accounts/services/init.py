@@ -8,10 +8,11 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from oauthmail.crypto import DecryptionError
+from oauthmail.texts import facts_text
 from providers.base import AUTHORIZATION_CODE, DEVICE_CODE, Pending, ProviderError
 
 from ..claims import ClaimTimeout, claimed
-from ..models import InitRequest, TokenEvent
+from ..models import Account, InitRequest, TokenEvent
 from .tokens import _check_identity, _store_tokens, error_facts, log_event
 
 AUTH_CODE_LIFETIME = timedelta(minutes=10)
@@ -53,7 +54,7 @@ def account_init_start(*, account, actor, redirect_uri=""):
             return _start_browser_sign_in(request, redirect_uri=redirect_uri, actor=actor)
         device = app.adapter.begin(app, flow=DEVICE_CODE, login_hint=account.sign_in_user or account.email)
     except (ProviderError, DecryptionError, ClaimTimeout) as error:
-        return _failed(request, error, actor)
+        return _failed(request, error, actor=actor)
     request.user_code = device.user_code
     request.verification_uri = device.verification_uri
     request.message = device.message
@@ -100,19 +101,35 @@ def account_init_callback(*, oauth_state, response, actor):
         if request.expires_at and request.expires_at <= timezone.now():
             raise ProviderError(text="token.sign_in_too_slow", code="expired", permanent=True)
         tokens = account.application.adapter.complete(
-            account.application, flow=AUTHORIZATION_CODE, state=json.loads(request.state), response=response,
+            account.application, flow=AUTHORIZATION_CODE, state=_saved_state(request), response=response,
         )
         if not tokens.refresh_token:
             raise ProviderError(text="token.no_refresh_token_given", code="no_refresh_token", permanent=True)
         return _init_succeeded(request=request, tokens=tokens, actor=actor)
     except (ProviderError, DecryptionError, ClaimTimeout) as error:
-        return _failed(request, error, actor)
+        return _failed(request, error, actor=actor)
 
 
-def _failed(request, error, actor):
-    """Init. Token failed: an event for the account (its facts, to show in any language), and the request's end."""
-    log_event(account=request.account, actor=actor, kind=TokenEvent.Kind.FAILURE, code="token.init_failed",
-              params=error_facts(error))
+def _saved_state(request):
+    """The provider's flow state kept while the user signs in; a ProviderError if no configured key opens it."""
+    try:
+        return json.loads(request.state)
+    except DecryptionError:
+        raise ProviderError(text="token.state_unreadable", code="state_unreadable", permanent=True) from None
+
+
+def _failed(request, error, *, actor):
+    """Init. Token failed: an event, and the account's "last error" (its status, maybe a working token's, stays),
+    both as facts to show in the reader's language."""
+    account = request.account
+    facts = error_facts(error)
+    log_event(account=account, actor=actor, kind=TokenEvent.Kind.FAILURE, code="token.init_failed", params=facts)
+    values = {"last_error_params": {"message": "token.init_failed_error", "error": facts},
+              "last_error_code": facts.get("provider_code", "")[:100]}
+    values["last_error"] = facts_text(values["last_error_params"])[:2000]
+    Account.objects.filter(pk=account.pk).update(**values)
+    for name, value in values.items():
+        setattr(account, name, value)
     return _finish(request, InitRequest.Status.FAILED, error=str(error))
 
 
@@ -137,16 +154,16 @@ def account_init_poll(*, request_id, actor):
         return request
     account = request.account
     if request.expires_at and request.expires_at <= now:
-        return _failed(request, ProviderError(text="token.code_expired"), actor)
+        return _failed(request, ProviderError(text="token.code_expired"), actor=actor)
     slot = now + timedelta(seconds=request.interval)
     taken = InitRequest.objects.filter(
         Q(next_poll_at__isnull=True) | Q(next_poll_at__lte=now), pk=request.pk, status=InitRequest.Status.PENDING
     ).update(next_poll_at=slot)
     if not taken:
         return request
-    state = json.loads(request.state)
     app = account.application
     try:
+        state = _saved_state(request)
         tokens = app.adapter.complete(app, flow=request.flow, state=state, subject=account.email)
         return _init_succeeded(request=request, tokens=tokens, actor=actor)
     except Pending as pending:
@@ -156,4 +173,4 @@ def account_init_poll(*, request_id, actor):
         request.save(update_fields=["interval", "next_poll_at", "state"])
         return request
     except (ProviderError, DecryptionError, ClaimTimeout) as error:
-        return _failed(request, error, actor)
+        return _failed(request, error, actor=actor)

@@ -22,6 +22,7 @@ from ..models import Account, TokenEvent
 
 RETRY_AFTER_CAP = 60
 REFRESHABLE = (Account.Status.ACTIVE, Account.Status.FAILING)
+OUTCOME_LENGTH = TokenEvent._meta.get_field("outcome").max_length
 
 
 class TokenUnavailable(Exception):
@@ -36,7 +37,8 @@ class TokenUnavailable(Exception):
 def log_event(*, account, actor, kind, code, params=None):
     """Record what happened to the account's token: `code` names the sentence (oauthmail/texts.py),
     `params` holds its facts (JSON). Never a token."""
-    return TokenEvent.objects.create(account=account, actor=actor, kind=kind, code=code, params=params or {})
+    return TokenEvent.objects.create(account=account, account_identifier=account.identifier, actor=actor, kind=kind,
+                                     code=code, params=params or {})
 
 
 def error_facts(error):
