@@ -23,7 +23,7 @@ def status_html(delivery):
     css_class = STATUS_CLASSES[delivery.status]
     label = delivery.get_status_display()
     if delivery.status == Delivery.Status.PENDING and delivery.attempts:
-        label = _g("failed, tried again later")
+        label = _g("retrying")
     return format_html('<strong class="{}">{}</strong>', css_class, label)
 
 
