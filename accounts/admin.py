@@ -13,6 +13,7 @@ from providers.admin import WHO_WHEN, AuditedAdmin
 
 from . import admin_views, connection_views, mail_servers, services
 from .admin_events import TokenEventAdmin  # noqa: F401 - registers it
+from .admin_runs import RefreshRunAdmin  # noqa: F401 - registers it
 from .forms import AccountForm
 from .models import Account
 
@@ -243,6 +244,3 @@ class AccountAdmin(AuditedAdmin):
     def events_table(self, obj):
         events = obj.events.all()[:EVENTS_SHOWN]
         return render_to_string("admin/accounts/account/events.html", {"events": events, "zone": zone_name()})
-
-
-from . import admin_runs  # noqa: E402,F401  (refresh_tokens' runs, registered there)

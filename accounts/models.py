@@ -219,12 +219,6 @@ class TokenEvent(models.Model):
                 "count": self.count, "last_at": local(self.last_at or self.at)}]))
         return text
 
-    def advice(self):
-        if self.kind not in (self.Kind.FAILURE, self.Kind.REAUTH_REQUIRED, self.Kind.CONNECTION_TEST):
-            return None
-        detail = self.params.get("detail")
-        return advice_for(code=self.params.get("provider_code", ""), text=facts_text(detail) if detail else self.text)
-
 
 class RefreshRun(models.Model):
     """One run of refresh_tokens (or of refresh_due): when, how long, and what it did."""

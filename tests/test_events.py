@@ -99,7 +99,8 @@ def test_an_english_cron_failure_reads_in_french(admin_client, idp, active):
 
 
 def event(account, kind, days_ago):
-    return TokenEvent.objects.create(account=account, actor="cron", kind=kind, code="token.refreshed",
+    return TokenEvent.objects.create(account=account, account_identifier=account.identifier, actor="cron", kind=kind,
+                                     code="token.refreshed",
                                      at=timezone.now() - timedelta(days=days_ago))
 
 
