@@ -1,4 +1,7 @@
 """GET /metrics for Prometheus: behind a bearer token, computed from the database at each scrape."""
+import os
+import subprocess
+import sys
 from datetime import timedelta
 
 import pytest
@@ -105,3 +108,15 @@ def test_openmetrics_is_served_when_the_scraper_asks_for_it(client, metrics_toke
                           HTTP_ACCEPT="application/openmetrics-text; version=1.0.0")
     assert response["Content-Type"].startswith("application/openmetrics-text")
     assert response.content.decode().rstrip().endswith("# EOF")
+
+
+def test_api_counts_of_several_server_processes_add_up_in_multiprocess_mode(client, metrics_token, tmp_path,
+                                                                             monkeypatch):
+    """With PROMETHEUS_MULTIPROC_DIR, each server process (gunicorn worker) counts in its own file there, and
+    /metrics adds them all up (and only them: not its own process's in-memory counts)."""
+    env = dict(os.environ, DJANGO_SETTINGS_MODULE="tests.settings", PROMETHEUS_MULTIPROC_DIR=str(tmp_path))
+    for _worker in range(2):
+        subprocess.run([sys.executable, "-c", "import django; django.setup(); from api.metrics import count_answer; "
+                        "count_answer(status=200, code='ok')"], env=env, check=True, timeout=60)
+    monkeypatch.setenv("PROMETHEUS_MULTIPROC_DIR", str(tmp_path))
+    assert scrape(client)[("oauthmail_api_token_requests_total", (("code", "ok"), ("status", "200")))] == 2
