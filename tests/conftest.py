@@ -17,6 +17,15 @@ def pytest_runtest_makereport(item, call):
 
 
 @pytest.fixture(scope="session")
+def django_db_setup(django_db_setup, django_db_blocker):
+    """pytest-django's test database, and the roles its migrations made, recorded for make_staff()."""
+    from tests.factories import record_roles
+
+    with django_db_blocker.unblock():
+        record_roles()
+
+
+@pytest.fixture(scope="session")
 def idp_server():
     """The test identity provider, started once per session.
 

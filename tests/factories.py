@@ -36,32 +36,33 @@ def make_account(application, *, identifier="accounting", email="compta@contoso.
 
 def make_staff(username, group_name):
     if not Group.objects.filter(name=group_name).exists():
-        rerun_data_migrations()
+        restore_roles()
     user = User.objects.create_user(username=username, password="pw-" + username, is_staff=True)
     user.groups.add(Group.objects.get(name=group_name))
     return user
 
 
-def rerun_data_migrations(app_labels=("providers", "accounts", "api")):
-    """Write again what the project's data migrations wrote (the roles and their permissions), in
-    migration order: a transactional test (live_server, shared_db) empties every table when it ends,
-    and Django's serialized_rollback trips over the content types that the flush re-creates."""
-    from django.apps import apps
-    from django.db import connection
-    from django.db.migrations.loader import MigrationLoader
-    from django.db.migrations.operations import RunPython
-    from django.db.migrations.state import ProjectState
+# The roles as the migrations made them: {group name: [(app label, codename), ...]}, recorded by
+# tests/conftest.py when it creates the test database.
+ROLES = {}
 
-    state_apps = ProjectState.from_apps(apps).apps  # today's models, in app configs of their own
-    graph = MigrationLoader(connection, ignore_no_migrations=True).graph
-    plan = []
-    for leaf in graph.leaf_nodes():
-        plan += [node for node in graph.forwards_plan(leaf) if node not in plan]
-    for app_label, name in plan:
-        if app_label in app_labels:
-            for operation in graph.nodes[app_label, name].operations:
-                if isinstance(operation, RunPython):
-                    operation.code(state_apps, None)
+
+def record_roles():
+    ROLES.clear()
+    ROLES.update({group.name: list(group.permissions.values_list("content_type__app_label", "codename"))
+                  for group in Group.objects.all()})
+
+
+def restore_roles():
+    """The roles again, as the migrations made them: a transactional test (live_server, shared_db) empties
+    every table when it ends, and Django's serialized_rollback trips over the content types that the flush
+    re-creates."""
+    from django.contrib.auth.models import Permission
+
+    for name, permissions in ROLES.items():
+        group, _ = Group.objects.get_or_create(name=name)
+        group.permissions.set([Permission.objects.get(content_type__app_label=app_label, codename=codename)
+                               for app_label, codename in permissions])
 
 
 def make_google_application(idp, *, identifier="workspace", secret="google-secret", register=True, **fields):

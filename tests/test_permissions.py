@@ -4,7 +4,7 @@ from django.contrib.auth.models import Group
 from django.urls import reverse
 
 from accounts.models import Account
-from tests.factories import make_account, make_application, make_staff, rerun_data_migrations
+from tests.factories import make_account, make_application, make_staff, restore_roles
 
 pytestmark = pytest.mark.django_db
 
@@ -89,5 +89,5 @@ def test_make_staff_writes_the_roles_again_after_a_transactional_test_emptied_th
     Group.objects.all().delete()
     make_staff("olivia", "Mailbox operators")
     assert role_permissions() == migrated
-    rerun_data_migrations()  # and again changes nothing
+    restore_roles()  # and again changes nothing
     assert role_permissions() == migrated
