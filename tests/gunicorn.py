@@ -52,6 +52,23 @@ def unit_directory(unit):
     return unit_setting(unit, "WorkingDirectory").replace(INSTALL_DIR, str(BASE_DIR))
 
 
+def unit_environment(unit, run_dir):
+    """The unit's ``Environment=`` settings, its ``RuntimeDirectory=`` (/run/NAME) made under ``run_dir``."""
+    text = Path(unit).read_text()
+    runtime = {line.removeprefix("RuntimeDirectory=") for line in text.splitlines()
+               if line.startswith("RuntimeDirectory=")}
+    environment = {}
+    for line in text.splitlines():
+        if line.startswith("Environment="):
+            for assignment in shlex.split(line.removeprefix("Environment=")):
+                name, _, value = assignment.partition("=")
+                for directory in runtime:
+                    (Path(run_dir) / directory).mkdir(parents=True, exist_ok=True)
+                    value = value.replace(f"/run/{directory}", str(Path(run_dir) / directory))
+                environment[name] = value
+    return environment
+
+
 def production_env(shared_db, **extra):
     """What the unit's EnvironmentFile gives: production settings, the test's database and keys."""
     return shared_db.env(DJANGO_SETTINGS_MODULE="oauthmail.settings", **extra)
@@ -68,6 +85,7 @@ class WebServer:
 
         port = free_port()
         argv = unit_command(WEB_UNIT, port=port)
+        env = {**env, **unit_environment(WEB_UNIT, self.root / "run")}
         if tls_cert is not None:
             cert, key = self.root / "server.pem", self.root / "server.key"
             tls_cert.cert_chain_pems[0].write_to_path(str(cert))

@@ -38,6 +38,16 @@ def test_the_web_unit_serves_the_admin_login_page_healthz_and_static_files(share
     assert css.status_code == 200 and "text/css" in css.headers["Content-Type"]
 
 
+def test_the_web_unit_counts_the_api_answers_of_all_its_processes_for_metrics(shared_db, web_server, tmp_path):
+    server = web_server.start(env=production_env(shared_db, OAUTHMAIL_METRICS_TOKEN="scrape-me"))
+    for _ in range(6):  # spread over both gunicorn processes
+        assert requests.get(f"{server.url}/api/v1/accounts/x/token", timeout=10).status_code == 401
+    metrics = requests.get(f"{server.url}/metrics", headers={"Authorization": "Bearer scrape-me"}, timeout=10)
+    assert metrics.status_code == 200, server.log()
+    assert 'oauthmail_api_token_requests_total{code="unauthorized",status="401"} 6.0' in metrics.text
+    assert list((tmp_path / "run" / "oauthmail-web").glob("*.db"))  # the unit's RuntimeDirectory
+
+
 def test_the_web_unit_binds_to_loopback_and_trusts_forwarded_headers_from_the_proxy_only():
     argv = unit_command(WEB_UNIT)
     assert argv[argv.index("--bind") + 1] == "127.0.0.1:8000"
