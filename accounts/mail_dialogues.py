@@ -17,6 +17,8 @@ from django.utils.translation import gettext as _
 from django.utils.translation import ngettext
 from django.views.decorators.debug import sensitive_variables
 
+from oauthmail import deadlines
+
 from .models import Security
 
 MECHANISMS = ("XOAUTH2", "OAUTHBEARER")
@@ -55,9 +57,9 @@ class _Failed(Exception):
 def _check_imap(check, server, context, sasl, timeout):
     check.step = "connect"
     if server.security == Security.TLS:
-        client = imaplib.IMAP4_SSL(server.host, server.port, ssl_context=context, timeout=timeout)
+        client = deadlines.IMAP4_SSL(server.host, server.port, ssl_context=context, timeout=timeout)
     else:
-        client = imaplib.IMAP4(server.host, server.port, timeout=timeout)
+        client = deadlines.IMAP4(server.host, server.port, timeout=timeout)
     check.client = client
     if server.security == Security.STARTTLS:
         check.step = "starttls"
@@ -81,9 +83,9 @@ def _check_imap(check, server, context, sasl, timeout):
 def _check_pop(check, server, context, sasl, timeout):
     check.step = "connect"
     if server.security == Security.TLS:
-        client = poplib.POP3_SSL(server.host, server.port, timeout=timeout, context=context)
+        client = deadlines.POP3_SSL(server.host, server.port, timeout=timeout, context=context)
     else:
-        client = poplib.POP3(server.host, server.port, timeout=timeout)
+        client = deadlines.POP3(server.host, server.port, timeout=timeout)
     check.client = client
     if server.security == Security.STARTTLS:
         check.step = "starttls"
@@ -119,9 +121,9 @@ def _b64(text):
 def _check_smtp(check, server, context, sasl, timeout, *, email, send_to, actor):
     check.step = "connect"
     if server.security == Security.TLS:
-        client = smtplib.SMTP_SSL(server.host, server.port, timeout=timeout, context=context)
+        client = deadlines.SMTP_SSL(server.host, server.port, timeout=timeout, context=context)
     else:
-        client = smtplib.SMTP(server.host, server.port, timeout=timeout)
+        client = deadlines.SMTP(server.host, server.port, timeout=timeout)
     check.client = client
     client.ehlo()
     if server.security == Security.STARTTLS:
@@ -185,20 +187,26 @@ def _close(protocol, client):
 
 @sensitive_variables("initial", "sasl")
 def run_check(protocol, *, server, context, mechanism, initial, timeout, email, send_to=None, actor=""):
-    """One protocol's check; `initial` is the SASL initial response, not yet base64-encoded."""
+    """One protocol's check; `initial` is the SASL initial response, not yet base64-encoded. The whole
+    dialogue, from connecting to logging out, ends within `timeout` seconds (oauthmail/deadlines.py)."""
     sasl, check = _Sasl(mechanism, initial), _Check()
-    try:
-        if protocol == "imap":
-            detail = _check_imap(check, server, context, sasl, timeout)
-        elif protocol == "pop":
-            detail = _check_pop(check, server, context, sasl, timeout)
-        else:
-            detail = _check_smtp(check, server, context, sasl, timeout, email=email, send_to=send_to, actor=actor)
-        return True, check.step, detail
-    except (_Failed, OSError, EOFError, ValueError, OverflowError, imaplib.IMAP4.error, poplib.error_proto) as error:
-        return False, check.step, _describe(error, server, timeout)
-    finally:
-        _close(protocol, check.client)
+    with deadlines.Deadline(timeout) as deadline:
+        try:
+            if protocol == "imap":
+                detail = _check_imap(check, server, context, sasl, timeout)
+            elif protocol == "pop":
+                detail = _check_pop(check, server, context, sasl, timeout)
+            else:
+                detail = _check_smtp(check, server, context, sasl, timeout, email=email, send_to=send_to,
+                                     actor=actor)
+            return True, check.step, detail
+        except (_Failed, OSError, EOFError, ValueError, OverflowError, imaplib.IMAP4.error,
+                poplib.error_proto) as error:
+            if deadline.expired:  # whatever the cut-off connection raised, the cause is the deadline
+                error = deadlines.DeadlineExceeded(str(error), seconds=timeout)
+            return False, check.step, _describe(error, server, timeout)
+        finally:
+            _close(protocol, check.client)
 
 
 # --- words --------------------------------------------------------------------------------------
@@ -219,6 +227,8 @@ def _describe(error, server, timeout):
     """A clear sentence for what went wrong: the server's words when it spoke, else what the network did."""
     values = {"host": server.host, "port": server.port, "server": server, "seconds": timeout,
               "reason": _words(getattr(error, "reason", None) or getattr(error, "strerror", None) or error)}
+    if isinstance(error, deadlines.DeadlineExceeded):
+        return _("%(server)s took too long: the dialogue did not end within %(seconds)s seconds.") % values
     if isinstance(error, _Failed | imaplib.IMAP4.error | poplib.error_proto):
         return _words(error)
     if isinstance(error, smtplib.SMTPRecipientsRefused):

@@ -75,6 +75,8 @@ def _error_from(result):
 
 
 def _transport_error(exc, authority):
+    if isinstance(exc, http.ExchangeTimeout):
+        return ProviderError(str(exc), code="timeout")
     if isinstance(exc, http.TransientHTTPError):
         return ProviderError(
             _("Microsoft is unavailable (HTTP %(status)s); it will be tried again.") % {"status": exc.status},
