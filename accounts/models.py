@@ -142,6 +142,7 @@ class TokenEvent(models.Model):
         FAILURE = "failure", _("Failure")
         REAUTH_REQUIRED = "reauth_required", _("Re-authorisation required")
         READ = "read", _("Token read")
+        FALLBACK = "fallback", _("Stored token handed out")
         CONNECTION_TEST = "connection_test", _("Connection test")
 
     account = models.ForeignKey(Account, models.CASCADE, related_name="events", verbose_name=_("account"))

@@ -80,7 +80,8 @@ def api_client_authenticate(*, key):
 
 @sensitive_variables("token")
 def api_token_read(*, client, identifier):
-    """A valid token of the account for the client (refreshed first when it expires within 5 minutes)."""
+    """A valid token of the account for the client (see token_get: refreshed first when it expires within
+    OAUTHMAIL_MIN_TOKEN_VALIDITY; when the account is failing, `warning` says so)."""
     account = Account.objects.select_related("application").filter(identifier=identifier).first()
     if account is None:
         raise ApiError(_("No account with identifier “%(identifier)s”.") % {"identifier": identifier},
@@ -98,7 +99,7 @@ def api_token_read(*, client, identifier):
         outcome=_("Token read by API client %(name)s.") % {"name": client.name},
     )
     app = account.application
-    return {
+    answer = {
         "access_token": token,
         "token_type": "Bearer",
         "expires_at": expires_at.isoformat() if expires_at else None,
@@ -106,3 +107,6 @@ def api_token_read(*, client, identifier):
         "scopes": app.app_only_scopes() if account.is_app_only else app.delegated_scopes(),
         "xoauth2": account_services.xoauth2_string(email=account.email, token=token),
     }
+    if warning := account_services.failing_warning(account=account, expires_at=expires_at):
+        answer["warning"] = warning
+    return answer

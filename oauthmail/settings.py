@@ -44,6 +44,17 @@ def _bool(name, default):
     raise ValueError(f"{value!r} is not true or false")
 
 
+def _number(name, default, *, above=None, at_least=None, below=None):
+    value = env.float(name, default=default)
+    if above is not None and not value > above:
+        raise ValueError(f"{value:g} is not more than {above:g}")
+    if at_least is not None and value < at_least:
+        raise ValueError(f"{value:g} is less than {at_least:g}")
+    if below is not None and not value < below:
+        raise ValueError(f"{value:g} is not less than {below:g}")
+    return value
+
+
 SECRET_KEY = _required("SECRET_KEY")
 DEBUG = _setting("DEBUG", lambda: _bool("DEBUG", False))
 ALLOWED_HOSTS = _setting("ALLOWED_HOSTS", lambda: env.list("ALLOWED_HOSTS", default=["127.0.0.1", "localhost"]))
@@ -146,8 +157,18 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 # the browser sign-in's redirect URI is built from it. Blank: from each request.
 OAUTHMAIL_BASE_URL = env.str("OAUTHMAIL_BASE_URL", default="")
 
-# Outgoing HTTP to identity providers (providers/http.py).
-OAUTHMAIL_HTTP_TIMEOUT = _setting("OAUTHMAIL_HTTP_TIMEOUT", lambda: env.float("OAUTHMAIL_HTTP_TIMEOUT", default=15.0))
+
+# Seconds: the whole of every request to an identity provider (connect, TLS, the complete answer;
+# providers/http.py) and of every IMAP/POP/SMTP dialogue (oauthmail/deadlines.py).
+OAUTHMAIL_HTTP_TIMEOUT = _setting(
+    "OAUTHMAIL_HTTP_TIMEOUT", lambda: _number("OAUTHMAIL_HTTP_TIMEOUT", 15.0, above=0, below=600)
+)
+# Minutes: a token handed out (show_token, the API, the mail backend, Test connection) is valid at least
+# this long, else it is refreshed first. Exchange Online's High Volume Email wants 10. Access tokens live
+# about an hour, so an hour or more would refresh at every request.
+OAUTHMAIL_MIN_TOKEN_VALIDITY = _setting(
+    "OAUTHMAIL_MIN_TOKEN_VALIDITY", lambda: _number("OAUTHMAIL_MIN_TOKEN_VALIDITY", 10.0, at_least=0, below=60)
+)
 # Transient provider failures (network, timeouts, 5xx, 429) are retried this many times with backoff.
 OAUTHMAIL_RETRY_ATTEMPTS = _setting("OAUTHMAIL_RETRY_ATTEMPTS", lambda: env.int("OAUTHMAIL_RETRY_ATTEMPTS", default=3))
 OAUTHMAIL_RETRY_BACKOFF = _setting("OAUTHMAIL_RETRY_BACKOFF", lambda: env.float("OAUTHMAIL_RETRY_BACKOFF", default=2.0))

@@ -59,6 +59,7 @@ class IdentityProviderState:
             self._deny_next_sign_in = False
             self._token_requests: list[dict] = []
             self.refresh_token_reuse = 0
+            self.token_requests_in_flight = 0  # arrived at the token endpoint, not answered yet
 
     def set(self, **settings):
         """Change settings (the keys of DEFAULT_SETTINGS), e.g. ``set(latency=0.05)``."""
@@ -132,7 +133,8 @@ class IdentityProviderState:
 
     @property
     def token_requests(self) -> list[dict]:
-        """One dict per token-endpoint request: path, grant_type, client_id, refresh_token, scope, status, at."""
+        """One dict per token-endpoint request: path, grant_type, client_id, refresh_token, scope, status, at
+        (arrival) and answered (wall-clock times)."""
         with self._lock:
             return [dict(entry) for entry in self._token_requests]
 
@@ -141,6 +143,10 @@ class IdentityProviderState:
             return {"token_requests": len(self._token_requests), "refresh_token_reuse": self.refresh_token_reuse}
 
     # ----- used by the endpoints -----------------------------------------------------------------
+    def count_in_flight(self, change: int):
+        with self._lock:
+            self.token_requests_in_flight += change
+
     def record_token_request(self, entry: dict):
         with self._lock:
             self._token_requests.append(entry)
