@@ -1,4 +1,5 @@
 from django.core.exceptions import ValidationError
+from django.core.validators import validate_email
 from django.db import models
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
@@ -7,6 +8,21 @@ from oauthmail.crypto import EncryptedTextField
 from oauthmail.validators import validate_identifier
 from providers.base import AUTHORIZATION_CODE, CLIENT_CREDENTIALS, DEVICE_CODE
 from providers.models import Application, Audited
+
+
+def address_lines(text):
+    """E-mail addresses written one per line (commas and blanks also separate them)."""
+    return [item for item in text.replace(",", " ").split() if item]
+
+
+def validate_address_lines(text):
+    for address in address_lines(text):
+        try:
+            validate_email(address)
+        except ValidationError:
+            raise ValidationError(
+                _("“%(address)s” is not a valid e-mail address."), params={"address": address}, code="invalid"
+            ) from None
 
 
 class Security(models.TextChoices):
@@ -58,6 +74,13 @@ class Account(Audited):
         ),
     )
     comments = models.TextField(_("comments"), blank=True)
+    send_as_addresses = models.TextField(
+        _("send-as addresses"), blank=True, validators=[validate_address_lines],
+        help_text=_(
+            "Other addresses the SMTP relay lets this account send as, one per line. The mailbox must be "
+            "allowed to send as them at the provider (Exchange: Send As permission; Gmail: “Send mail as”)."
+        ),
+    )
 
     # Mail servers for "Test connection" (blank = the provider's defaults).
     imap_host = _host(_("IMAP host"))
@@ -131,6 +154,11 @@ class Account(Audited):
     def is_app_only(self):
         return self.flow == self.Flow.CLIENT_CREDENTIALS
 
+    @property
+    def sender_addresses(self):
+        """The addresses this account may send as: its own, then its send-as addresses."""
+        return [self.email, *address_lines(self.send_as_addresses)]
+
 
 class TokenEvent(models.Model):
     """What happened to an account's token: who, when, and a short outcome. Never the token."""
@@ -143,6 +171,8 @@ class TokenEvent(models.Model):
         REAUTH_REQUIRED = "reauth_required", _("Re-authorisation required")
         READ = "read", _("Token read")
         CONNECTION_TEST = "connection_test", _("Connection test")
+        RELAY_SENT = "relay_sent", _("Relayed")
+        RELAY_REFUSED = "relay_refused", _("Relay refused")
 
     account = models.ForeignKey(Account, models.CASCADE, related_name="events", verbose_name=_("account"))
     at = models.DateTimeField(_("at"), default=timezone.now, db_index=True)

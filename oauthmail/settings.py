@@ -99,6 +99,7 @@ INSTALLED_APPS = [
     "providers",
     "accounts",
     "api",
+    "relay",
 ]
 
 MIDDLEWARE = [
@@ -160,6 +161,51 @@ if OAUTHMAIL_EMAIL_ACCOUNT:
     # The mailbox's own address: Microsoft and Google refuse a From the account may not send as.
     DEFAULT_FROM_EMAIL = SERVER_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="webmaster@localhost")
 
+# The SMTP relay (`manage.py smtp_relay`, relay/): devices that only know a user and a password send
+# through it; it forwards with the account's token. Addresses are HOST:PORT, comma-separated ([::]:587).
+def _listen(name, default):
+    addresses = []
+    for item in env.list(name, default=default):
+        host, sep, port = item.strip().rpartition(":")
+        if not sep or not port.isdigit() or not 0 < int(port) < 65536:
+            raise ValueError(f"{item!r} is not HOST:PORT")
+        addresses.append((host.strip("[]") or "0.0.0.0", int(port)))
+    return addresses
+
+
+def _networks(name):
+    import ipaddress
+
+    return [ipaddress.ip_network(item.strip(), strict=False) for item in env.list(name, default=[]) if item.strip()]
+
+
+OAUTHMAIL_RELAY_LISTEN = _setting("OAUTHMAIL_RELAY_LISTEN", lambda: _listen("OAUTHMAIL_RELAY_LISTEN", ["0.0.0.0:587"]))
+OAUTHMAIL_RELAY_TLS_LISTEN = _setting(
+    "OAUTHMAIL_RELAY_TLS_LISTEN", lambda: _listen("OAUTHMAIL_RELAY_TLS_LISTEN", ["0.0.0.0:465"])
+)
+OAUTHMAIL_RELAY_TLS_CERT = env.str("OAUTHMAIL_RELAY_TLS_CERT", default="")  # PEM: certificate, then its chain
+OAUTHMAIL_RELAY_TLS_KEY = env.str("OAUTHMAIL_RELAY_TLS_KEY", default="")
+# Devices on these networks may log in without TLS (e.g. 127.0.0.0/8); nobody else ever may.
+OAUTHMAIL_RELAY_PLAINTEXT_NETWORKS = _setting(
+    "OAUTHMAIL_RELAY_PLAINTEXT_NETWORKS", lambda: _networks("OAUTHMAIL_RELAY_PLAINTEXT_NETWORKS")
+)
+OAUTHMAIL_RELAY_HOSTNAME = env.str("OAUTHMAIL_RELAY_HOSTNAME", default="")  # blank: the machine's name
+OAUTHMAIL_RELAY_MAX_MESSAGE_MB = _setting(
+    "OAUTHMAIL_RELAY_MAX_MESSAGE_MB", lambda: env.float("OAUTHMAIL_RELAY_MAX_MESSAGE_MB", default=35.0)
+)
+# Every exchange with the upstream server (log in; one message) must end within this many seconds.
+OAUTHMAIL_RELAY_UPSTREAM_TIMEOUT = _setting(
+    "OAUTHMAIL_RELAY_UPSTREAM_TIMEOUT", lambda: env.float("OAUTHMAIL_RELAY_UPSTREAM_TIMEOUT", default=60.0)
+)
+# Exchange Online accepts 3 simultaneous SMTP submissions per mailbox (more get 432 4.3.2).
+OAUTHMAIL_RELAY_UPSTREAM_CONNECTIONS = _setting(
+    "OAUTHMAIL_RELAY_UPSTREAM_CONNECTIONS", lambda: env.int("OAUTHMAIL_RELAY_UPSTREAM_CONNECTIONS", default=3)
+)
+OAUTHMAIL_RELAY_UPSTREAM_IDLE = _setting(
+    "OAUTHMAIL_RELAY_UPSTREAM_IDLE", lambda: env.float("OAUTHMAIL_RELAY_UPSTREAM_IDLE", default=30.0)
+)
+OAUTHMAIL_RELAY_WORKERS = _setting("OAUTHMAIL_RELAY_WORKERS", lambda: env.int("OAUTHMAIL_RELAY_WORKERS", default=8))
+
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
@@ -170,6 +216,8 @@ LOGGING = {
         "msal": {"level": "WARNING"},
         "urllib3": {"level": "WARNING"},
         "google": {"level": "WARNING"},
+        # aiosmtpd logs every command line at INFO, AUTH PLAIN's credentials included.
+        "mail.log": {"level": "WARNING"},
     },
 }
 

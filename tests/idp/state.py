@@ -103,12 +103,16 @@ class IdentityProviderState:
         with self._lock:
             return self._new_refresh_token(Grant(client_id, email, scope, offline=True))
 
-    def revoke(self, email) -> int:
-        """Revoke every live refresh token of ``email`` (they now give AADSTS50173); returns how many."""
+    def revoke(self, email, access_tokens=False) -> int:
+        """Revoke every live refresh token of ``email`` (they now give AADSTS50173); returns how many.
+        With ``access_tokens``, its access tokens die at once too (as with continuous access evaluation)."""
         with self._lock:
             live = [t for t in self._refresh_tokens.values() if t.grant.email == email and t.status == "live"]
             for token in live:
                 token.status = "revoked"
+            if access_tokens:
+                for token in [t for t, (grant, _) in self._access_tokens.items() if grant.email == email]:
+                    del self._access_tokens[token]
             return len(live)
 
     def fail_next(self, count, status=503, retry_after=None, body=None):
