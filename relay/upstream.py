@@ -273,6 +273,8 @@ class UpstreamPool:
         self.stats["logins"] += 1
         try:
             await smtp.connect()
+            if smtp.is_ehlo_or_helo_needed:  # again after STARTTLS (RFC 3207)
+                await smtp.ehlo()
             initial = sasl_initial_response(mechanism="XOAUTH2", email=sending.email, token=token, server=server)
             response = await smtp.execute_command(b"AUTH", b"XOAUTH2", base64.b64encode(initial.encode()))
             if response.code == 334:  # an error challenge: an empty answer brings the final reply

@@ -162,3 +162,60 @@ def send(relay, relay_tls, device, mail, *, implicit=False, source="127.0.0.1", 
     with smtp_session(relay, relay_tls, implicit=implicit, source=source) as client:
         client.login(device.username, device.password)
         return client.send_message(mail, **kwargs)
+
+
+class ScriptedUpstream:
+    """An SMTP server standing in for a provider's (STARTTLS, AUTH XOAUTH2 only), that checks each token
+    with the test identity provider as Exchange Online does, app-only tokens included: a token is good
+    for `user=` when the provider issued it to that user, or to an application (Add-MailboxPermission).
+    `hang = True` makes it never answer the end of data."""
+
+    def __init__(self, idp, context):
+        from aiosmtpd.controller import Controller
+
+        from tests.dovecot import free_port
+
+        self.idp, self.port, self.messages, self.logins, self.hang = idp, free_port(), [], [], False
+        self._controller = Controller(self, hostname="127.0.0.1", port=self.port, tls_context=context,
+                                      require_starttls=True, auth_required=True)
+
+    def start(self):
+        self._controller.start()
+        return self
+
+    def stop(self):
+        self._controller.stop()
+
+    def account_fields(self):
+        return {"smtp_host": "127.0.0.1", "smtp_port": self.port, "smtp_security": "starttls"}
+
+    async def auth_XOAUTH2(self, server, args):
+        import base64
+
+        from aiosmtpd.smtp import AuthResult
+
+        fields = dict(part.split("=", 1) for part in base64.b64decode(args[1]).decode().split("\x01") if "=" in part)
+        token = fields.get("auth", "").removeprefix("Bearer ")
+        grant = self.idp.valid_access_token(token)
+        ok = grant is not None and grant["email"] in (None, fields.get("user"))
+        self.logins.append((fields.get("user"), ok))
+        if ok:
+            return AuthResult(success=True, auth_data=fields.get("user"))
+        return AuthResult(success=False, handled=False, message="535 5.7.3 Authentication unsuccessful")
+
+    async def handle_DATA(self, server, session, envelope):
+        import asyncio
+
+        if self.hang:
+            await asyncio.sleep(3600)
+        self.messages.append(envelope)
+        return "250 2.0.0 OK <queued@upstream.test>"
+
+
+@pytest.fixture
+def scripted_upstream(idp, relay_tls):
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.load_cert_chain(relay_tls.certificate, relay_tls.key)
+    upstream = ScriptedUpstream(idp, context).start()
+    yield upstream
+    upstream.stop()

@@ -13,6 +13,7 @@ pytest_plugins = ["tests.relay_support"]
 from accounts.models import TokenEvent  # noqa: E402
 from relay.models import RelayClient  # noqa: E402
 from tests.relay_support import message, send, smtp_session  # noqa: E402
+
 pytestmark = pytest.mark.django_db(transaction=True)
 
 
@@ -85,9 +86,12 @@ def test_plaintext_login_only_from_a_listed_network(start_relay, device, mail_ac
 
 
 def login_reply(relay, relay_tls, username, password, source="127.0.0.1"):
+    """One AUTH PLAIN (smtplib's login() would try LOGIN after it: two failures)."""
     with smtp_session(relay, relay_tls, source=source) as client:
+        client.ehlo()
+        client.user, client.password = username, password
         try:
-            client.login(username, password)
+            client.auth("PLAIN", client.auth_plain)
         except smtplib.SMTPAuthenticationError as error:
             return error.smtp_code, error.smtp_error
         return 235, b""
