@@ -30,7 +30,9 @@ class AccountAdmin(AuditedAdmin):
         "access_token_expires_at", "refresh_token_expiry", "refresh_token_age", "signed_in_as", "events_table",
     ]
     fieldsets = [
-        (None, {"fields": ["application", "identifier", "name", "email", "flow", "sign_in_user", "comments"]}),
+        (None, {"fields": [
+            "application", "identifier", "name", "email", "flow", "sign_in_user", "send_as_addresses", "comments",
+        ]}),
         (_("Mail servers"), {"classes": ["collapse"], "fields": [  # Test connection
             ("imap_host", "imap_port", "imap_security"), ("pop_host", "pop_port", "pop_security"),
             ("smtp_host", "smtp_port", "smtp_security"), "verify_certificate",
@@ -45,6 +47,13 @@ class AccountAdmin(AuditedAdmin):
 
     def get_queryset(self, request):
         return super().get_queryset(request).defer("access_token", "refresh_token")
+
+    def get_readonly_fields(self, request, obj=None):
+        fields = super().get_readonly_fields(request, obj)
+        # Who a device may send as is the relay administrators' decision (SMTP relay, relay/).
+        if not request.user.has_perm("relay.change_relayclient"):
+            fields = [*fields, "send_as_addresses"]
+        return fields
 
     def get_fieldsets(self, request, obj=None):
         if obj is None:
