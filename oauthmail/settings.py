@@ -165,8 +165,8 @@ if OAUTHMAIL_EMAIL_ACCOUNT:
 # through it; it forwards with the account's token. Addresses are HOST:PORT, comma-separated ([::]:587).
 def _listen(name, default):
     addresses = []
-    for item in env.list(name, default=default):
-        host, sep, port = item.strip().rpartition(":")
+    for item in filter(None, (item.strip() for item in env.list(name, default=default))):
+        host, sep, port = item.rpartition(":")
         if not sep or not port.isdigit() or not 0 < int(port) < 65536:
             raise ValueError(f"{item!r} is not HOST:PORT")
         addresses.append((host.strip("[]") or "0.0.0.0", int(port)))

@@ -71,7 +71,6 @@ class RelayHandler:
     # --- DATA ---------------------------------------------------------------------------------------
 
     async def handle_DATA(self, server, session, envelope):
-        envelope.answered = True
         self.relay.busy += 1
         try:
             return await self._deliver(envelope.sending, envelope)
@@ -113,7 +112,7 @@ class RelayHandler:
         return ""
 
     async def refused_locally(self, session, envelope, reply, mail_from=None):
-        """aiosmtpd itself refused a message of a logged-in device (too big, a line too long)."""
+        """The SMTP layer refused a message of a logged-in device itself (too big)."""
         if session.authenticated:
             await self._event(session.auth_data, sent=False, mail_from=mail_from or envelope.mail_from,
                               rcpt_tos=envelope.rcpt_tos, reply=reply)

@@ -28,6 +28,7 @@ INVALID = "535 5.7.8 Authentication credentials invalid"
 MAX_FAILED_LOGINS = 3  # per connection, then it is closed
 IDLE_TIMEOUT = 300  # seconds a device may stay silent (RFC 5321's 5 minutes)
 SIZE_PARAMETER = re.compile(r"\bSIZE=(\d+)", re.IGNORECASE)
+DATA_PIECE = 256 * 1024  # bytes of a message read at once
 
 
 class RelayConfigError(Exception):
@@ -176,12 +177,61 @@ class RelaySMTP(SMTP):
         await super().smtp_MAIL(arg)
 
     async def smtp_DATA(self, arg):
-        envelope = self.envelope
-        await super().smtp_DATA(arg)
-        # aiosmtpd read the data but gave it to no hook: too big, or a line too long.
-        if envelope is not self.envelope and not getattr(envelope, "answered", False):
-            await self.event_handler.refused_locally(self.session, envelope, "552 Too much mail data, or a line "
-                                                     "too long")
+        """aiosmtpd's DATA, reading the message in large pieces (aiosmtpd reads a line at a time: a 100 KB
+        scan is 1,300 trips through Python) within the size limit."""
+        if await self.check_helo_needed() or await self.check_auth_needed("DATA"):
+            return
+        if not self.envelope.rcpt_tos:
+            return await self.push("503 Error: need RCPT command")
+        if arg:
+            return await self.push("501 Syntax: DATA")
+        await self.push("354 End data with <CR><LF>.<CR><LF>")
+        try:
+            content = await self._read_data()
+        except asyncio.IncompleteReadError:  # the device hung up
+            self.transport.close()
+            return
+        if content is None:
+            reply = f"552 5.3.4 Message too big: at most {self.data_size_limit} bytes"
+            await self.event_handler.refused_locally(self.session, self.envelope, reply)
+            self._set_post_data_state()
+            return await self.push(reply)
+        self.envelope.content = self.envelope.original_content = content
+        status = await self._call_handler_hook("DATA")
+        self._set_post_data_state()
+        await self.push(status)
+
+    async def _read_data(self):
+        """The message up to the line holding a single dot, dot-unstuffed; None when it is over the limit."""
+        reader, pieces, size, tail, end = self._reader, [], 0, b"\r\n", False
+        saved, reader._limit = reader._limit, DATA_PIECE
+        try:
+            while not end:
+                try:
+                    piece = await reader.readuntil(b".\r\n")
+                except asyncio.LimitOverrunError as error:  # no ".\r\n" in this piece yet: keep it, read on
+                    piece = await reader.readexactly(error.consumed)
+                else:
+                    end = _last(tail, piece, 5)[:2] == b"\r\n"  # the dot begins a line: the end of the data
+                    piece = piece[:-3] if end else piece
+                size += len(piece)
+                tail = _last(tail, piece, 2)
+                if pieces is not None and size > self.data_size_limit:
+                    pieces = None  # too big: the rest is read and dropped
+                elif pieces is not None:
+                    pieces.append(piece)
+        finally:
+            reader._limit = saved
+        if pieces is None:
+            return None
+        content = b"".join(pieces)
+        content = content[1:] if content.startswith(b".") else content  # RFC 5321 4.5.2
+        return content.replace(b"\r\n.", b"\r\n")
+
+
+def _last(before, piece, count):
+    """The last `count` bytes of `before` followed by `piece`, without copying a large piece."""
+    return piece[-count:] if len(piece) >= count else (before + piece)[-count:]
 
 
 class Relay:

@@ -37,6 +37,14 @@ def test_a_printer_sends_over_starttls_and_the_message_reaches_the_accounts_serv
     assert device.client.last_used_at is not None and device.client.last_used_from == "127.0.0.1"
 
 
+def test_the_message_arrives_byte_for_byte_with_its_dot_lines(relay, relay_tls, device, mail_account, mail_sink):
+    body = "Regards.\n.hidden line\n..two dots\n.\nend\n" + ("x" * 70 + "\n") * 4000
+    mail = message(mail_account.email, body=body)
+    send(relay, relay_tls, device, mail)
+    [received] = mail_sink.messages
+    assert received.content.replace(b"\r\n", b"\n").endswith(body.encode())
+
+
 def test_implicit_tls_listener(relay, relay_tls, device, mail_account, mail_sink):
     assert send(relay, relay_tls, device, message(mail_account.email), implicit=True) == {}
     assert len(mail_sink.messages) == 1
