@@ -78,6 +78,8 @@ def main(argv=None):
     parser.add_argument("--accounts", type=int, default=None, metavar="A", help="default: one per client")
     parser.add_argument("--size-kb", type=int, default=100, metavar="S")
     parser.add_argument("--rounds", type=int, default=3, metavar="R")
+    parser.add_argument("--upstream-idle", type=float, default=None, metavar="SECONDS",
+                        help="OAUTHMAIL_RELAY_UPSTREAM_IDLE; 0: a new upstream login for every message")
     parser.add_argument("--profile", metavar="FILE", help="run the relay under cProfile, its statistics to FILE")
     args = parser.parse_args(argv)
     args.accounts = args.accounts or args.clients
@@ -132,7 +134,9 @@ class Stack:
             stderr=self.relay_log,
             env=dict(self.env, OAUTHMAIL_RELAY_LISTEN=f"127.0.0.1:{self.relay_port}", OAUTHMAIL_RELAY_TLS_LISTEN="",
                      OAUTHMAIL_RELAY_TLS_CERT=str(tmp / "relay.pem"), OAUTHMAIL_RELAY_TLS_KEY=str(tmp / "relay.key"),
-                     OAUTHMAIL_RELAY_HOSTNAME="relay.bench.test"),
+                     OAUTHMAIL_RELAY_HOSTNAME="relay.bench.test",
+                     **({} if self.args.upstream_idle is None else
+                        {"OAUTHMAIL_RELAY_UPSTREAM_IDLE": str(self.args.upstream_idle)})),
         )
         self.processes.append(self.relay)
         assert "listening" in self.relay.stdout.readline()
@@ -220,8 +224,9 @@ def run_benchmark(args, stack):
     relayed = [(c["email"], lambda smtp, c=c: smtp.login(c["username"], c["password"]))
                for c in stack.world["clients"]]
     paths = {"direct": (stack.dovecot.submission_port, direct), "relay": (stack.relay_port, relayed)}
+    reuse = "default" if args.upstream_idle is None else f"{args.upstream_idle:g} s"
     print(f"{args.messages} messages of {args.size_kb} KB, {args.clients} clients at once, {args.accounts} accounts, "
-          f"{os.cpu_count()} CPUs; load average before: {os.getloadavg()[0]:.2f}", flush=True)
+          f"upstream idle {reuse}, {os.cpu_count()} CPUs; load average before: {os.getloadavg()[0]:.2f}", flush=True)
     for port, logins in paths.values():  # warm up: connections, tokens, code paths
         asyncio.run(load(port, context, len(logins), logins, args.size_kb))
     rows = {"direct": [], "relay": []}

@@ -48,7 +48,7 @@ class RelayHandler:
             await self._event(identity, sent=False, mail_from=address, reply=refusal.reply)
             return refusal.reply
         if not sending.allows(address):
-            return await self._refuse(sending, address, (), None, (
+            return await self._refuse(sending, address, (), None, ascii_line(
                 f"550 5.7.1 Sender address <{address}> is not allowed for relay client {identity.name}: "
                 f"send as {_named(sending.allowed)}"
             ))
@@ -91,11 +91,14 @@ class RelayHandler:
         reply = await self.relay.upstream.send(sending=sending, mail_from=envelope.mail_from, rcpt_tos=rcpt_tos,
                                                content=content, options=envelope.mail_options)
         if counted and not reply.sent:
-            await self.relay.blocking.run(services.relay_quota_give_back, client_id=identity.client_id)
+            try:
+                await self.relay.blocking.run(services.relay_quota_give_back, client_id=identity.client_id)
+            except Exception:
+                log.exception("Could not give back a message of %s's hourly limit", identity.name)
         await self._event(identity, sent=reply.sent, mail_from=envelope.mail_from, rcpt_tos=rcpt_tos, size=size,
                           reply=str(reply))
-        log.info("%s %s for %s: <%s> to %d recipient(s), %d bytes: %s", "Relayed" if reply.sent else "Refused",
-                 "message", identity.name, envelope.mail_from, len(rcpt_tos), size, reply)
+        log.info("%s for %s: <%s> to %d recipient(s), %d bytes: %s", "Relayed" if reply.sent else "Refused",
+                 identity.name, envelope.mail_from, len(rcpt_tos), size, reply)
         return str(reply)
 
     def _check_headers(self, sending, content):
@@ -125,10 +128,15 @@ class RelayHandler:
         return reply
 
     async def _event(self, identity, *, sent, mail_from, reply, rcpt_tos=(), size=None):
-        await self.relay.blocking.run(
-            events.relay_event, account_id=identity.account_id, client_name=identity.name, actor=identity.actor,
-            sent=sent, mail_from=mail_from, rcpt_tos=list(rcpt_tos), size=size, reply=reply,
-        )
+        """Record the event; a failure to record it never changes the device's answer (a message the
+        provider accepted must not be refused, or the device would send it twice)."""
+        try:
+            await self.relay.blocking.run(
+                events.relay_event, account_id=identity.account_id, client_name=identity.name, actor=identity.actor,
+                sent=sent, mail_from=mail_from, rcpt_tos=list(rcpt_tos), size=size, reply=reply,
+            )
+        except Exception:
+            log.exception("Could not record the relay event of %s: <%s>: %s", identity.name, mail_from, reply)
 
     async def handle_exception(self, error):
         log.exception("SMTP relay: unexpected error", exc_info=error)

@@ -6,7 +6,6 @@ connects from a network listed in OAUTHMAIL_RELAY_PLAINTEXT_NETWORKS. Every refu
 same 535 whatever the reason, later and later for an address that keeps failing (relay/throttle.py).
 """
 import asyncio
-import logging
 import re
 import socket
 import ssl
@@ -23,7 +22,6 @@ from .models import in_networks
 from .throttle import FailureThrottle
 from .upstream import UpstreamPool
 
-log = logging.getLogger("relay")
 INVALID = "535 5.7.8 Authentication credentials invalid"
 MAX_FAILED_LOGINS = 3  # per connection, then it is closed
 IDLE_TIMEOUT = 300  # seconds a device may stay silent (RFC 5321's 5 minutes)

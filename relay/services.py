@@ -6,6 +6,7 @@ all that is compared, in constant time, as for the token API's keys.
 """
 import hashlib
 import hmac
+import logging
 import re
 import secrets
 from dataclasses import dataclass
@@ -20,6 +21,7 @@ from accounts.connection import MailServer, NoMailServer, mail_server
 
 from .models import RelayClient
 
+log = logging.getLogger("relay")
 # No 0/O, 1/l/I: a password is often typed on a printer's touch screen. 24 of 57 symbols: ~140 bits,
 # and short enough for every device (Xerox accepts 31 characters).
 PASSWORD_ALPHABET = "ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz23456789"
@@ -87,7 +89,18 @@ def relay_client_authenticate(*, username, password, address):
         "pk", "name", "account_id", "password_hash", "is_active", "networks"
     ).first()
     matches = hmac.compare_digest(client.password_hash if client else _NO_PASSWORD, _digest(password))
-    if client is None or not matches or not client.is_active or not client.allows(address):
+    if client is None:
+        refused = "unknown user"
+    elif not matches:
+        refused = "wrong password"
+    elif not client.is_active:
+        refused = "revoked client"
+    elif not client.allows(address):
+        refused = "an address outside its networks"
+    else:
+        refused = ""
+    if refused:  # for the journal; the device is told nothing more than 535
+        log.warning("Relay login refused from %s for user %r: %s", address, username[:100], refused)
         return None
     RelayClient.objects.filter(pk=client.pk).update(last_used_at=timezone.now(), last_used_from=address)
     return RelayIdentity(client_id=client.pk, name=client.name, account_id=client.account_id)

@@ -14,11 +14,12 @@
 """
 import asyncio
 import base64
-import logging
+import unicodedata
 from collections import Counter, defaultdict
 from dataclasses import dataclass
 
 import aiosmtplib
+from django.utils import timezone
 from django.views.decorators.debug import sensitive_variables
 
 from accounts.connection import sasl_initial_response, ssl_context
@@ -26,9 +27,11 @@ from accounts.models import Account, Security
 from accounts.services import TokenUnavailable, token_get, token_refresh
 from providers.base import ProviderError
 
-log = logging.getLogger("relay")
 ACTOR = "smtp-relay"
 RENEW_INTERVAL = 60  # seconds: a token the server refused is refreshed at most this often per account
+# A kept connection is used for new messages at most this long after its login, and never once the
+# token it logged in with has expired: a revoked grant is noticed within minutes.
+MAX_CONNECTION_AGE = 300
 REPLY_LENGTH = 400
 
 
@@ -64,9 +67,13 @@ class _Stale(Exception):
 
 
 class _Connection:
-    def __init__(self, smtp, loop):
+    """A connection logged in to the provider, usable until `usable_until` (loop time)."""
+
+    def __init__(self, smtp, loop, token_expires_at):
         self.smtp, self.loop, self.reused = smtp, loop, False
         self.last_used = loop.time()
+        token_left = (token_expires_at - timezone.now()).total_seconds() if token_expires_at else 0
+        self.usable_until = self.last_used + min(MAX_CONNECTION_AGE, token_left)
 
     def close(self):
         self.smtp.close()
@@ -77,10 +84,10 @@ class _Connection:
 
 @sensitive_variables("token")
 def _credentials(*, account_id):
-    """(token, TLS context) for logging in as the account; TokenUnavailable when there is no token."""
+    """(token, its expiry, TLS context) for logging in as the account; TokenUnavailable when there is none."""
     account = Account.objects.select_related("application").get(pk=account_id)
-    token, _expires_at = token_get(account=account, actor=ACTOR)
-    return token, ssl_context(account=account)
+    token, expires_at = token_get(account=account, actor=ACTOR)
+    return token, expires_at, ssl_context(account=account)
 
 
 @sensitive_variables("stale")
@@ -133,8 +140,9 @@ class _Tokens:
 
 
 def ascii_line(text):
-    """One line of ASCII for an SMTP reply (RFC 5321), not too long."""
-    return " ".join(text.split()).encode("ascii", "replace").decode()[:REPLY_LENGTH]
+    """One line of ASCII for an SMTP reply (RFC 5321), not too long: accents dropped, other letters "?"."""
+    text = "".join(c for c in unicodedata.normalize("NFKD", " ".join(text.split())) if not unicodedata.combining(c))
+    return text.encode("ascii", "replace").decode()[:REPLY_LENGTH]
 
 
 # --- the pool -----------------------------------------------------------------------------------------
@@ -146,7 +154,7 @@ class UpstreamPool:
         self._hostname, self._timeout, self._per_account, self._idle_limit = local_hostname, timeout, per_account, idle
         self._idle = defaultdict(list)  # (account id, e-mail, server) -> [_Connection], most recent last
         self._turns = {}  # account id -> asyncio.Semaphore(per_account)
-        self._reaper = None
+        self._reaper, self._quitting = None, set()
         self.stats = Counter()  # logins, messages, reused, stale
 
     def start(self):
@@ -191,12 +199,16 @@ class UpstreamPool:
         connections = self._idle.get(key)
         while connections:
             connection = connections.pop()
-            if connection.smtp.is_connected and connection.loop.time() - connection.last_used < self._idle_limit:
+            if connection.smtp.is_connected and self._usable(connection):
                 connection.reused = True
                 self.stats["reused"] += 1
                 return connection
             connection.close()
         return None
+
+    def _usable(self, connection):
+        now = connection.loop.time()
+        return now - connection.last_used < self._idle_limit and now < connection.usable_until
 
     async def _transaction(self, key, connection, mail_from, rcpt_tos, content, options):
         keep = False
@@ -248,11 +260,11 @@ class UpstreamPool:
     async def _open(self, sending):
         """A new connection, logged in as the account; raises _Failure with the reply for the device."""
         now = asyncio.get_running_loop().time()
-        token, context = await self._tokens.get(sending.account_id)
+        token, expires_at, context = await self._tokens.get(sending.account_id)
         reply, smtp = await self._login(sending, token, context)
         if reply.code != 235 and self._tokens.may_renew(sending.account_id, now):
             smtp.close()
-            token, context = await self._tokens.renew(sending.account_id, token, now)
+            token, expires_at, context = await self._tokens.renew(sending.account_id, token, now)
             reply, smtp = await self._login(sending, token, context)
         if reply.code != 235:
             smtp.close()
@@ -260,7 +272,7 @@ class UpstreamPool:
             raise _Failure(Reply(code, f"{code // 100}.7.0 " + ascii_line(
                 f"{sending.server} refused oauthmail's login as {sending.email}: {reply}"
             )))
-        return _Connection(smtp, asyncio.get_running_loop())
+        return _Connection(smtp, asyncio.get_running_loop(), expires_at)
 
     @sensitive_variables("token", "initial")
     async def _login(self, sending, token, context):
@@ -291,10 +303,12 @@ class UpstreamPool:
         while True:
             await asyncio.sleep(max(1.0, self._idle_limit / 2))
             for key, connections in list(self._idle.items()):
-                fresh = [c for c in connections if loop.time() - c.last_used < self._idle_limit]
+                fresh = [connection for connection in connections if self._usable(connection)]
                 for connection in connections:
                     if connection not in fresh:
-                        loop.create_task(_quit(connection))
+                        task = loop.create_task(_quit(connection))
+                        self._quitting.add(task)  # a reference, until it is done
+                        task.add_done_callback(self._quitting.discard)
                 if fresh:
                     self._idle[key] = fresh
                 else:
