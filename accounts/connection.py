@@ -17,7 +17,7 @@ from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 from django.views.decorators.debug import sensitive_variables
 
-from . import services
+from . import mail_servers, services
 from .mail_dialogues import MECHANISMS, run_check
 from .models import Security, TokenEvent
 
@@ -39,6 +39,10 @@ SECURITY_SHORT = {Security.TLS: "TLS", Security.STARTTLS: "STARTTLS", Security.N
 
 class NoMailServer(Exception):
     pass
+
+
+class InsecureMailServer(NoMailServer):
+    """Plaintext or unverified TLS that no administrator set: no token goes there."""
 
 
 @dataclass(frozen=True)
@@ -88,7 +92,13 @@ class ConnectionTestResult:
 
 
 def mail_server(*, account, protocol):
-    """The account's server for `protocol`: its own host/port/security, else the provider's defaults."""
+    """The account's server for `protocol`: its own host/port/security, else the provider's defaults.
+
+    Every path that sends a token to an account's mail server asks here first: plaintext (security
+    "none") and unverified TLS raise InsecureMailServer unless an administrator set them.
+    """
+    if problem := mail_servers.refusal(account, protocol):
+        raise InsecureMailServer(problem)
     defaults = getattr(account.application.adapter, "mail_servers", {})
     default_host, default_port, default_security = defaults.get(protocol, ("", None, ""))
     host = getattr(account, f"{protocol}_host") or default_host
@@ -123,11 +133,7 @@ def sasl_initial_response(*, mechanism, email, token, server):
 
 
 @sensitive_variables("token", "initial")
-def _run_one(protocol, *, account, token, mechanism, send_to, actor):
-    try:
-        server = mail_server(account=account, protocol=protocol)
-    except NoMailServer as error:
-        return ProtocolResult(protocol, ok=False, step="connect", detail=str(error))
+def _run_one(protocol, *, account, server, token, mechanism, send_to, actor):
     initial = sasl_initial_response(mechanism=mechanism, email=account.email, token=token, server=server)
     ok, step, detail = run_check(
         protocol, server=server, context=ssl_context(account=account), mechanism=mechanism, initial=initial,
@@ -156,14 +162,21 @@ def connection_test(*, account, actor, imap=True, pop=True, smtp=True, send_to=N
                 "smtp", ok=False, step="send",
                 detail=_("“%(address)s” is not a valid e-mail address.") % {"address": send_to},
             ))
-    try:
-        token, _expires_at = services.token_get(account=account, actor=actor)
-    except services.TokenUnavailable as error:
-        for protocol in protocols:
-            report.results.append(ProtocolResult(protocol, ok=False, step="token", detail=str(error)))
-        protocols = []
-    for protocol in protocols:
-        report.results.append(_run_one(protocol, account=account, token=token, mechanism=mechanism,
+    servers = {}
+    for protocol in protocols:  # before any token: a refused server needs none
+        try:
+            servers[protocol] = mail_server(account=account, protocol=protocol)
+        except NoMailServer as error:
+            report.results.append(ProtocolResult(protocol, ok=False, step="connect", detail=str(error)))
+    if servers:
+        try:
+            token, _expires_at = services.token_get(account=account, actor=actor)
+        except services.TokenUnavailable as error:
+            for protocol in servers:
+                report.results.append(ProtocolResult(protocol, ok=False, step="token", detail=str(error)))
+            servers = {}
+    for protocol, server in servers.items():
+        report.results.append(_run_one(protocol, account=account, server=server, token=token, mechanism=mechanism,
                                        send_to=send_to, actor=actor))
     report.results.sort(key=lambda result: list(PROTOCOLS).index(result.protocol))
     for result in report.results:

@@ -5,7 +5,7 @@ from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
 from oauthmail.crypto import EncryptedTextField
-from oauthmail.validators import validate_identifier
+from oauthmail.validators import validate_identifier, validate_visible_text
 from providers.base import AUTHORIZATION_CODE, CLIENT_CREDENTIALS, DEVICE_CODE
 from providers.models import Application, Audited
 
@@ -64,7 +64,7 @@ class Account(Audited):
         _("identifier"), max_length=100, unique=True, validators=[validate_identifier],
         help_text=validate_identifier.help_text,
     )
-    name = models.CharField(_("name"), max_length=200)
+    name = models.CharField(_("name"), max_length=200, validators=[validate_visible_text])
     email = models.EmailField(_("e-mail address"), max_length=254)
     flow = models.CharField(_("sign-in flow"), max_length=32, choices=Flow.choices, default=Flow.DEVICE_CODE)
     sign_in_user = models.EmailField(
@@ -93,6 +93,14 @@ class Account(Audited):
     smtp_port = _port(_("SMTP port"))
     smtp_security = _security(_("SMTP security"))
     verify_certificate = models.BooleanField(_("verify server certificate"), default=True)
+    # Plaintext or unverified TLS sends the token where anyone on the path can read it: allowed only as an
+    # administrator set it. `mail_servers_approved` is the settings they saved (accounts/mail_servers.py):
+    # any change made otherwise no longer matches, and the approval no longer holds.
+    mail_servers_approved = models.TextField(blank=True, editable=False)
+    mail_servers_approved_by = models.CharField(_("mail servers approved by"), max_length=150, blank=True,
+                                                editable=False)
+    mail_servers_approved_at = models.DateTimeField(_("mail servers approved at"), null=True, blank=True,
+                                                    editable=False)
 
     # Token facts, read-only.
     status = models.CharField(_("status"), max_length=20, choices=Status.choices, default=Status.NEW, editable=False)
@@ -129,6 +137,7 @@ class Account(Audited):
         permissions = [
             ("init_token", _("Can initialise an account's token")),
             ("test_connection", _("Can test an account's mail server connection")),
+            ("change_mail_servers", _("Can change an account's mail servers and certificate checking")),
         ]
         indexes = [models.Index(fields=["status", "access_token_expires_at"])]
 
@@ -136,6 +145,14 @@ class Account(Audited):
         return f"{self.identifier} <{self.email}>"
 
     def clean(self):
+        if self.email:
+            twin = (Account.objects.filter(email__iexact=self.email).exclude(email=self.email)
+                    .exclude(pk=self.pk).only("identifier", "email").first())
+            if twin is not None:
+                raise ValidationError({"email": _(
+                    "The account %(account)s has this mailbox as %(email)s: addresses differing only in case are "
+                    "the same mailbox. Spell it the same way, or use that account."
+                ) % {"account": twin.identifier, "email": twin.email}})
         app = self.application if self.application_id else None
         if app is None:
             return
@@ -171,14 +188,21 @@ class TokenEvent(models.Model):
         REAUTH_REQUIRED = "reauth_required", _("Re-authorisation required")
         READ = "read", _("Token read")
         CONNECTION_TEST = "connection_test", _("Connection test")
+        MAIL_SERVERS = "mail_servers", _("Mail servers changed")
+        TOKEN_DROPPED = "token_dropped", _("Token dropped")
+        DELETED = "deleted", _("Account deleted")
         RELAY_SENT = "relay_sent", _("Relayed")
         RELAY_REFUSED = "relay_refused", _("Relay refused")
 
-    account = models.ForeignKey(Account, models.CASCADE, related_name="events", verbose_name=_("account"))
+    # The audit trail outlives the account: a deleted account's events keep its identifier.
+    account = models.ForeignKey(
+        Account, models.SET_NULL, null=True, blank=True, related_name="events", verbose_name=_("account")
+    )
+    account_identifier = models.CharField(_("account"), max_length=100, db_index=True, default="", editable=False)
     at = models.DateTimeField(_("at"), default=timezone.now, db_index=True)
     actor = models.CharField(_("by"), max_length=150)
     kind = models.CharField(_("event"), max_length=20, choices=Kind.choices)
-    outcome = models.CharField(_("outcome"), max_length=500, blank=True)
+    outcome = models.CharField(_("outcome"), max_length=1000, blank=True)
 
     class Meta:
         verbose_name = _("token event")

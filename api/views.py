@@ -2,7 +2,10 @@
 from django.http import JsonResponse
 from django.utils.translation import gettext as _
 from django.views.decorators.cache import never_cache
+from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.debug import sensitive_variables
+
+from oauthmail.client_ip import client_ip
 
 from . import services
 
@@ -19,6 +22,7 @@ def _bearer(request):
     return key.strip() if scheme.lower() == "bearer" else ""
 
 
+@csrf_exempt  # it takes no cookie, only its own Authorization header: a POST gets the JSON 405 below
 @never_cache
 @sensitive_variables("key", "answer")
 def account_token(request, identifier):
@@ -28,7 +32,7 @@ def account_token(request, identifier):
         response["Allow"] = "GET"
         return response
     try:
-        client = services.api_client_authenticate(key=_bearer(request))
+        client = services.api_client_authenticate(key=_bearer(request), address=client_ip(request))
         answer = services.api_token_read(client=client, identifier=identifier)
     except services.ApiError as error:
         return _error(error)

@@ -4,9 +4,11 @@ A missing or malformed required setting stops start-up with one line naming it.
 """
 import os
 import sys
+from datetime import timedelta
 from pathlib import Path
 
 import environ
+from csp.constants import NONE, SELF
 from django.utils.translation import gettext_lazy as _
 
 BASE_DIR = Path(__file__).resolve().parent.parent
@@ -96,6 +98,8 @@ INSTALLED_APPS = [
     "django.contrib.sessions",
     "django.contrib.messages",
     "django.contrib.staticfiles",
+    "csp",
+    "axes",
     "providers",
     "accounts",
     "api",
@@ -112,6 +116,8 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "csp.middleware.CSPMiddleware",
+    "axes.middleware.AxesMiddleware",  # last, as django-axes asks: turns a locked-out sign-in into its page
 ]
 
 ROOT_URLCONF = "oauthmail.urls"
@@ -132,12 +138,61 @@ TEMPLATES = [
     },
 ]
 
+# Admin sign-in throttled against password guessing (django-axes): after OAUTHMAIL_LOGIN_FAILURES wrong
+# passwords for one user from one address, that user is locked out from there for
+# OAUTHMAIL_LOGIN_COOLOFF_MINUTES (every new try restarts the wait). `manage.py axes_reset_username NAME`
+# (or the admin's Axes › Access attempts) unlocks earlier. The address is oauthmail.client_ip's.
+AUTHENTICATION_BACKENDS = [
+    "oauthmail.auth.LoginThrottleBackend",
+    "django.contrib.auth.backends.ModelBackend",
+]
+AXES_FAILURE_LIMIT = _setting("OAUTHMAIL_LOGIN_FAILURES", lambda: env.int("OAUTHMAIL_LOGIN_FAILURES", default=5))
+AXES_COOLOFF_TIME = _setting(
+    "OAUTHMAIL_LOGIN_COOLOFF_MINUTES",
+    lambda: timedelta(minutes=env.float("OAUTHMAIL_LOGIN_COOLOFF_MINUTES", default=15)),
+)
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+AXES_RESET_ON_SUCCESS = True
+AXES_CLIENT_IP_CALLABLE = "oauthmail.client_ip.client_ip"
+AXES_LOCKOUT_CALLABLE = "oauthmail.auth.locked_out"
+AXES_VERBOSE = False
+
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
     {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
     {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
     {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
 ]
+
+# Behind HTTPS (a reverse proxy terminating TLS and setting X-Forwarded-Proto): secure cookies, HSTS and a
+# redirect of plain HTTP. With it, DEBUG off and a real SECRET_KEY, `manage.py check --deploy` is clean.
+OAUTHMAIL_HTTPS = _setting("OAUTHMAIL_HTTPS", lambda: _bool("OAUTHMAIL_HTTPS", False))
+if OAUTHMAIL_HTTPS:
+    SESSION_COOKIE_SECURE = CSRF_COOKIE_SECURE = True
+    SECURE_SSL_REDIRECT = True
+    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+    SECURE_HSTS_SECONDS = 365 * 24 * 3600
+    SECURE_HSTS_INCLUDE_SUBDOMAINS = SECURE_HSTS_PRELOAD = True
+
+# Content-Security-Policy (django-csp): scripts, styles, images and fetches from this site only, no inline
+# script or style (ours are static files), no plugin, no framing. form-action stays open: Init. Token's
+# browser sign-in posts to oauthmail, which redirects to Microsoft's or Google's sign-in page.
+CONTENT_SECURITY_POLICY = {
+    "DIRECTIVES": {
+        "default-src": [SELF],
+        "script-src": [SELF],
+        "style-src": [SELF],
+        "img-src": [SELF, "data:"],
+        "connect-src": [SELF],
+        "font-src": [SELF],
+        "object-src": [NONE],
+        "base-uri": [SELF],
+        "frame-ancestors": [NONE],
+    },
+}
+
+# Secrets stay out of error pages and reports even with DEBUG on (oauthmail/debug.py).
+DEFAULT_EXCEPTION_REPORTER_FILTER = "oauthmail.debug.SecretsHiddenFilter"
 
 STATIC_URL = "static/"
 STATIC_ROOT = BASE_DIR / "staticfiles"
@@ -152,6 +207,15 @@ OAUTHMAIL_HTTP_TIMEOUT = _setting("OAUTHMAIL_HTTP_TIMEOUT", lambda: env.float("O
 # Transient provider failures (network, timeouts, 5xx, 429) are retried this many times with backoff.
 OAUTHMAIL_RETRY_ATTEMPTS = _setting("OAUTHMAIL_RETRY_ATTEMPTS", lambda: env.int("OAUTHMAIL_RETRY_ATTEMPTS", default=3))
 OAUTHMAIL_RETRY_BACKOFF = _setting("OAUTHMAIL_RETRY_BACKOFF", lambda: env.float("OAUTHMAIL_RETRY_BACKOFF", default=2.0))
+
+# The token API: wrong keys from one address within a minute before it gets 429 (api/throttle.py).
+OAUTHMAIL_API_KEY_FAILURES = _setting(
+    "OAUTHMAIL_API_KEY_FAILURES", lambda: env.int("OAUTHMAIL_API_KEY_FAILURES", default=20)
+)
+# Reverse proxies in front of oauthmail that append the client's address to X-Forwarded-For: the client
+# address used for throttling (API keys, admin sign-in) is the entry that many places from the end.
+# 0: REMOTE_ADDR, and X-Forwarded-For is ignored (a client could write anything there).
+OAUTHMAIL_PROXY_COUNT = _setting("OAUTHMAIL_PROXY_COUNT", lambda: env.int("OAUTHMAIL_PROXY_COUNT", default=0))
 
 # Django's own e-mail (and any project's that installs oauthmail) through this account's SMTP server,
 # with XOAUTH2: set it to an account identifier. Blank: Django's usual EMAIL_BACKEND settings.
@@ -218,6 +282,7 @@ LOGGING = {
         "google": {"level": "WARNING"},
         # aiosmtpd logs every command line at INFO, AUTH PLAIN's credentials included.
         "mail.log": {"level": "WARNING"},
+        "axes": {"level": "WARNING"},  # a lock-out is logged (WARNING); not each attempt's bookkeeping
     },
 }
 

@@ -81,9 +81,9 @@ class ApplicationAdmin(AuditedAdmin):
         if days is None:
             return _("set (expiry date unknown)")
         if days < 0:
-            return format_html('<strong style="color:#ba2121">{}</strong>', _("set, EXPIRED"))
+            return format_html('<strong class="oauthmail-alert">{}</strong>', _("set, EXPIRED"))
         text = ngettext("set, expires in %(days)d day", "set, expires in %(days)d days", days) % {"days": days}
-        return format_html('<strong style="color:#ba2121">{}</strong>', text) if days <= 30 else text
+        return format_html('<strong class="oauthmail-alert">{}</strong>', text) if days <= 30 else text
 
     @admin.display(description=_("certificate"))
     def certificate_status(self, obj):

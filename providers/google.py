@@ -16,6 +16,7 @@ import requests
 from django.conf import settings
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
+from django.views.decorators.debug import sensitive_variables
 from google_auth_oauthlib.flow import Flow
 
 from . import http
@@ -83,6 +84,7 @@ class GoogleProvider(Provider):
         except (http.TransientHTTPError, requests.RequestException, ValueError) as exc:
             raise _transport_error(exc) from None
 
+    @sensitive_variables("config")
     def _flow(self, app, *, redirect_uri, code_verifier=None):
         endpoints = self._endpoints(app)
         config = {"web": {
@@ -120,19 +122,29 @@ class GoogleProvider(Provider):
                 code=response.get("code", ""), timeout=settings.OAUTHMAIL_HTTP_TIMEOUT,
                 include_client_id=True,
             )
+        except Warning as changed:
+            # oauthlib raises "Scope has changed" as an exception (unless OAUTHLIB_RELAX_TOKEN_SCOPE is set)
+            # whenever the answer's scopes differ from those asked, even in form only: Google writes `email`
+            # as .../auth/userinfo.email and leaves `openid` out. The tokens come with it: judge them below.
+            token = getattr(changed, "token", None)
+            if token is None:
+                raise
         except oauthlib.oauth2.OAuth2Error as exc:
             raise _error(exc.error, exc.description or "") from None
         except (http.TransientHTTPError, requests.RequestException) as exc:
             raise _transport_error(exc) from None
         except ValueError:  # oauthlib could not read the answer (not JSON: a proxy's or a server's error page)
             raise ProviderError(_("Google's answer could not be read; try again."), code="bad_response") from None
+        granted = token.get("scope", [])
+        granted = granted if isinstance(granted, list) else str(granted or "").split()
+        _require_granted(app.delegated_scopes(), granted)
         claims = _id_token_claims(token["id_token"]) if token.get("id_token") else {}
         return TokenSet(
             access_token=token["access_token"],
             expires_at=expires_in(token.get("expires_in", 3600)),
             refresh_token=token.get("refresh_token", ""),
             signed_in_as=claims.get("email", ""),
-            scopes=token.get("scope", []) if isinstance(token.get("scope"), list) else str(token.get("scope")).split(),
+            scopes=granted,
         )
 
     def refresh(self, app, *, flow, refresh_token, subject=""):
@@ -148,6 +160,7 @@ class GoogleProvider(Provider):
             refresh_token=credentials.refresh_token or refresh_token,
         )
 
+    @sensitive_variables("info", "credentials")
     def _service_account_token(self, app, *, subject):
         if not app.service_account_key:
             raise ProviderError(
@@ -177,6 +190,21 @@ class GoogleProvider(Provider):
         if app.google_testing:
             return issued_at + self.testing_refresh_token_lifetime
         return now + self.refresh_token_idle_lifetime
+
+
+def _require_granted(asked, granted):
+    """Every scope asked for but the identity ones (which Google rewords or leaves out) must be granted: a
+    user may untick Gmail on Google's consent screen, and a token without it opens no mailbox."""
+    if not granted:  # no scope in the answer: RFC 6749 5.1, the scopes asked for were granted
+        return
+    missing = [scope for scope in asked if scope not in IDENTITY_SCOPES + ["profile"] and scope not in granted]
+    if missing:
+        raise ProviderError(
+            _("Google did not grant %(scopes)s: nothing was stored. Start Init. Token again and, on Google's "
+              "consent screen, tick the access to the mailbox (“Read, compose, send and permanently delete all "
+              "your email from Gmail”).") % {"scopes": ", ".join(missing)},
+            code="scope_not_granted", permanent=True,
+        )
 
 
 def _id_token_claims(id_token):

@@ -8,6 +8,7 @@ import msal
 import requests
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
+from django.views.decorators.debug import sensitive_variables
 
 from . import http
 from .base import (
@@ -116,6 +117,7 @@ class MicrosoftProvider(Provider):
             }
         return app.client_secret if app.has_client_secret else None
 
+    @sensitive_variables("credential", "options")
     def _call(self, app, work, *, public=False, app_only=False):
         """Build the msal application and run `work(msal_app)`, turning every failure into ProviderError.
 

@@ -24,12 +24,14 @@ def _outcome(*, client_name, mail_from, rcpt_tos, size, reply):
     return _("Relay client %(client)s: <%(sender)s> to %(recipients)s, %(size)s bytes. Answer: %(reply)s") % values
 
 
-def relay_event(*, account_id, client_name, actor, sent, mail_from, rcpt_tos=(), size=None, reply):
+def relay_event(*, account_id, account_identifier, client_name, actor, sent, mail_from, rcpt_tos=(), size=None,
+                reply):
     """Record one message the relay sent (`sent`) or refused, with the answer the device was given."""
     kind = TokenEvent.Kind.RELAY_SENT if sent else TokenEvent.Kind.RELAY_REFUSED
     outcome = _outcome(client_name=client_name, mail_from=mail_from, rcpt_tos=list(rcpt_tos), size=size,
                        reply=reply)
-    return log_event(account=Account(pk=account_id), actor=actor, kind=kind, outcome=outcome)
+    account = Account(pk=account_id, identifier=account_identifier)  # all an event needs: no query
+    return log_event(account=account, actor=actor, kind=kind, outcome=outcome)
 
 
 def relay_message_counts(*, since, until=None, accounts=None):

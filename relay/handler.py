@@ -132,8 +132,9 @@ class RelayHandler:
         provider accepted must not be refused, or the device would send it twice)."""
         try:
             await self.relay.blocking.run(
-                events.relay_event, account_id=identity.account_id, client_name=identity.name, actor=identity.actor,
-                sent=sent, mail_from=mail_from, rcpt_tos=list(rcpt_tos), size=size, reply=reply,
+                events.relay_event, account_id=identity.account_id, account_identifier=identity.account_identifier,
+                client_name=identity.name, actor=identity.actor, sent=sent, mail_from=mail_from,
+                rcpt_tos=list(rcpt_tos), size=size, reply=reply,
             )
         except Exception:
             log.exception("Could not record the relay event of %s: <%s>: %s", identity.name, mail_from, reply)

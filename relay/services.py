@@ -75,6 +75,7 @@ class RelayIdentity:
     client_id: int
     name: str
     account_id: int
+    account_identifier: str
 
     @property
     def actor(self):
@@ -85,8 +86,8 @@ class RelayIdentity:
 def relay_client_authenticate(*, username, password, address):
     """The identity of the active client with this username and password, allowed to connect from
     `address`; None otherwise, whatever the reason (the device is told nothing more)."""
-    client = RelayClient.objects.filter(username=username).only(
-        "pk", "name", "account_id", "password_hash", "is_active", "networks"
+    client = RelayClient.objects.filter(username=username).select_related("account").only(
+        "pk", "name", "password_hash", "is_active", "networks", "account__identifier"
     ).first()
     matches = hmac.compare_digest(client.password_hash if client else _NO_PASSWORD, _digest(password))
     if client is None:
@@ -103,7 +104,8 @@ def relay_client_authenticate(*, username, password, address):
         log.warning("Relay login refused from %s for user %r: %s", address, username[:100], refused)
         return None
     RelayClient.objects.filter(pk=client.pk).update(last_used_at=timezone.now(), last_used_from=address)
-    return RelayIdentity(client_id=client.pk, name=client.name, account_id=client.account_id)
+    return RelayIdentity(client_id=client.pk, name=client.name, account_id=client.account_id,
+                         account_identifier=client.account.identifier)
 
 
 class RelayRefusal(Exception):

@@ -4,7 +4,7 @@ from django.urls import reverse
 
 from accounts.models import Account, TokenEvent
 from tests.dovecot import free_port
-from tests.factories import make_account, make_application, make_staff
+from tests.factories import make_account, make_application, make_staff, save_account
 
 pytestmark = pytest.mark.django_db
 
@@ -171,8 +171,9 @@ def test_an_untrusted_certificate_is_refused_with_a_clear_message(admin_client, 
     assert "certificate could not be verified" in found["imap"].detail
 
 
-def test_verification_off_accepts_an_untrusted_certificate(admin_client, mail_account, monkeypatch):
+def test_verification_off_set_by_an_administrator_accepts_an_untrusted_certificate(admin_client, mail_account,
+                                                                                   monkeypatch):
     monkeypatch.setenv("SSL_CERT_FILE", "/etc/ssl/certs/ca-certificates.crt")
-    Account.objects.filter(pk=mail_account.pk).update(verify_certificate=False)
+    assert save_account(admin_client, mail_account, verify_certificate=False).status_code == 302
     found = results(run(admin_client, mail_account, pop=None, smtp=None))
     assert found["imap"].ok, found["imap"].detail

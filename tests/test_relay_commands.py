@@ -81,8 +81,9 @@ def test_smtp_relay_says_when_it_cannot_listen(settings, relay_tls):
 def test_relay_message_counts_count_each_accounts_messages_sent_and_refused(account):
     other = make_account(account.application, identifier="sales", email="sales@contoso.com")
     for target, sent in [(account, True), (account, True), (account, False), (other, False)]:
-        events.relay_event(account_id=target.pk, client_name="Scanner", actor="relay:Scanner", sent=sent,
-                           mail_from=target.email, rcpt_tos=["a@example.com"], size=100, reply="250 2.0.0 OK")
+        events.relay_event(account_id=target.pk, account_identifier=target.identifier, client_name="Scanner",
+                           actor="relay:Scanner", sent=sent, mail_from=target.email, rcpt_tos=["a@example.com"],
+                           size=100, reply="250 2.0.0 OK")
     since = timezone.now() - timedelta(hours=1)
     assert events.relay_message_counts(since=since) == {
         account.pk: {"sent": 2, "refused": 1}, other.pk: {"sent": 0, "refused": 1},

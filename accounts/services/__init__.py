@@ -2,13 +2,14 @@
 
 Every public function is keyword-only.
 """
+from .accounts import AccountBusy, account_delete, account_save
 from .bulk import ImportReport, import_accounts, init_all_new
 from .init import account_init_callback, account_init_poll, account_init_start
 from .refresh import RefreshReport, due_accounts, refresh_due
 from .tokens import TokenUnavailable, log_event, token_get, token_refresh, xoauth2_payload, xoauth2_string
 
 __all__ = [
-    "ImportReport", "RefreshReport", "TokenUnavailable", "account_init_callback", "account_init_poll",
-    "account_init_start", "due_accounts", "import_accounts", "init_all_new", "log_event", "refresh_due",
-    "token_get", "token_refresh", "xoauth2_payload", "xoauth2_string",
+    "AccountBusy", "ImportReport", "RefreshReport", "TokenUnavailable", "account_delete", "account_init_callback",
+    "account_init_poll", "account_init_start", "account_save", "due_accounts", "import_accounts", "init_all_new",
+    "log_event", "refresh_due", "token_get", "token_refresh", "xoauth2_payload", "xoauth2_string",
 ]

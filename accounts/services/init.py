@@ -11,7 +11,7 @@ from oauthmail.crypto import DecryptionError
 from providers.base import AUTHORIZATION_CODE, DEVICE_CODE, Pending, ProviderError
 
 from ..claims import ClaimTimeout, claimed
-from ..models import InitRequest, TokenEvent
+from ..models import Account, InitRequest, TokenEvent
 from .tokens import _check_identity, _store_tokens, log_event
 
 AUTH_CODE_LIFETIME = timedelta(minutes=10)
@@ -56,8 +56,7 @@ def account_init_start(*, account, actor, redirect_uri=""):
             return _start_browser_sign_in(request, redirect_uri=redirect_uri, actor=actor)
         device = app.adapter.begin(app, flow=DEVICE_CODE, login_hint=account.sign_in_user or account.email)
     except (ProviderError, DecryptionError, ClaimTimeout) as error:
-        log_event(account=account, actor=actor, kind=TokenEvent.Kind.FAILURE, outcome=error)
-        return _finish(request, InitRequest.Status.FAILED, error=str(error))
+        return _failed(request, error, actor=actor)
     request.user_code = device.user_code
     request.verification_uri = device.verification_uri
     request.message = device.message
@@ -108,7 +107,7 @@ def account_init_callback(*, oauth_state, response, actor):
             raise ProviderError(_("The sign-in took too long: start Init. Token again."), code="expired",
                                 permanent=True)
         tokens = account.application.adapter.complete(
-            account.application, flow=AUTHORIZATION_CODE, state=json.loads(request.state), response=response,
+            account.application, flow=AUTHORIZATION_CODE, state=_saved_state(request), response=response,
         )
         if not tokens.refresh_token:
             raise ProviderError(
@@ -117,8 +116,28 @@ def account_init_callback(*, oauth_state, response, actor):
             )
         return _init_succeeded(request=request, tokens=tokens, actor=actor)
     except (ProviderError, DecryptionError, ClaimTimeout) as error:
-        log_event(account=account, actor=actor, kind=TokenEvent.Kind.FAILURE, outcome=error)
-        return _finish(request, InitRequest.Status.FAILED, error=str(error))
+        return _failed(request, error, actor=actor)
+
+
+def _saved_state(request):
+    """The provider's flow state kept while the user signs in; a ProviderError if no configured key opens it."""
+    try:
+        return json.loads(request.state)
+    except DecryptionError:
+        raise ProviderError(
+            _("This Init. Token's saved state cannot be decrypted with the current encryption keys (they changed "
+              "while it was waiting): start Init. Token again."), code="state_unreadable", permanent=True,
+        ) from None
+
+
+def _failed(request, error, *, actor):
+    """Init. Token failed: an event, and the account's "last error" (its status, maybe a working token's, stays)."""
+    account = request.account
+    log_event(account=account, actor=actor, kind=TokenEvent.Kind.FAILURE, outcome=error)
+    last_error = _("Init. Token failed: %(error)s") % {"error": error}
+    Account.objects.filter(pk=account.pk).update(last_error=last_error)
+    account.last_error = last_error
+    return _finish(request, InitRequest.Status.FAILED, error=str(error))
 
 
 def _finish(request, status, error=""):
@@ -142,18 +161,16 @@ def account_init_poll(*, request_id, actor):
         return request
     account = request.account
     if request.expires_at and request.expires_at <= now:
-        error = _("The code expired before anyone signed in: start Init. Token again.")
-        log_event(account=account, actor=actor, kind=TokenEvent.Kind.FAILURE, outcome=error)
-        return _finish(request, InitRequest.Status.FAILED, error=error)
+        return _failed(request, _("The code expired before anyone signed in: start Init. Token again."), actor=actor)
     slot = now + timedelta(seconds=request.interval)
     taken = InitRequest.objects.filter(
         Q(next_poll_at__isnull=True) | Q(next_poll_at__lte=now), pk=request.pk, status=InitRequest.Status.PENDING
     ).update(next_poll_at=slot)
     if not taken:
         return request
-    state = json.loads(request.state)
     app = account.application
     try:
+        state = _saved_state(request)
         tokens = app.adapter.complete(app, flow=request.flow, state=state, subject=account.email)
         return _init_succeeded(request=request, tokens=tokens, actor=actor)
     except Pending as pending:
@@ -163,5 +180,4 @@ def account_init_poll(*, request_id, actor):
         request.save(update_fields=["interval", "next_poll_at", "state"])
         return request
     except (ProviderError, DecryptionError, ClaimTimeout) as error:
-        log_event(account=account, actor=actor, kind=TokenEvent.Kind.FAILURE, outcome=error)
-        return _finish(request, InitRequest.Status.FAILED, error=str(error))
+        return _failed(request, error, actor=actor)

@@ -22,6 +22,7 @@ from ..models import Account, TokenEvent
 
 RETRY_AFTER_CAP = 60
 REFRESHABLE = (Account.Status.ACTIVE, Account.Status.FAILING)
+OUTCOME_LENGTH = TokenEvent._meta.get_field("outcome").max_length
 
 
 class TokenUnavailable(Exception):
@@ -33,7 +34,8 @@ class TokenUnavailable(Exception):
 
 
 def log_event(*, account, actor, kind, outcome=""):
-    return TokenEvent.objects.create(account=account, actor=actor, kind=kind, outcome=str(outcome)[:500])
+    return TokenEvent.objects.create(account=account, account_identifier=account.identifier, actor=actor, kind=kind,
+                                     outcome=str(outcome)[:OUTCOME_LENGTH])
 
 
 @sensitive_variables("tokens", "values")

@@ -26,6 +26,10 @@ DEFAULT_SETTINGS = {
     "google_rotates": False,  # the same for Google, which normally keeps refresh tokens
     "latency": 0.0,  # seconds slept before answering each token-endpoint request
     "next_sign_in": None,  # who signs in at the next authorize request (default: its login_hint)
+    # Google answers scopes in its own words: `email` as .../auth/userinfo.email, `profile` as
+    # .../auth/userinfo.profile, and no `openid` (the ID token still comes), as accounts.google.com does.
+    "google_rewrites_scopes": False,
+    "google_withheld_scopes": [],  # scopes the user unticks on Google's consent screen (granular consent)
 }
 
 
