@@ -14,7 +14,6 @@ from dataclasses import dataclass
 from django.db import transaction
 from django.db.models import F, Q
 from django.utils import timezone
-from django.utils.translation import gettext as _
 from django.views.decorators.debug import sensitive_variables
 
 from accounts.connection import MailServer, NoMailServer, mail_server
@@ -42,7 +41,7 @@ def username_from_name(name):
 @sensitive_variables("password")
 def relay_client_new_password(*, client, actor):
     """Give the client a new password (replacing any old one) and return it: the only time it is seen."""
-    password = "".join(secrets.choice(PASSWORD_ALPHABET) for _ in range(PASSWORD_LENGTH))
+    password = "".join(secrets.choice(PASSWORD_ALPHABET) for _n in range(PASSWORD_LENGTH))
     client.password_hash = _digest(password)
     if client._state.adding:
         client.created_by = actor
@@ -136,7 +135,7 @@ def relay_sending(*, identity):
     """The account's addresses and server for a message of this client; RelayRefusal when it may send nothing."""
     client = RelayClient.objects.select_related("account__application").filter(pk=identity.client_id).first()
     if client is None or not client.is_active:
-        raise RelayRefusal(_("550 5.7.1 This relay client was revoked."))
+        raise RelayRefusal("550 5.7.1 This relay client was revoked")  # SMTP text: English, ASCII
     account = client.account
     try:
         server, problem = mail_server(account=account, protocol="smtp"), ""
