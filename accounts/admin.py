@@ -4,34 +4,37 @@ from django.template.loader import render_to_string
 from django.urls import path, reverse
 from django.utils import timezone
 from django.utils.html import format_html
+from django.utils.text import Truncator
 from django.utils.translation import gettext_lazy as _
 from django.utils.translation import ngettext
 
+from oauthmail.times import local, with_zone, zone_name
 from providers.admin import WHO_WHEN, AuditedAdmin
 
 from . import admin_views, connection_views, mail_servers, services
 from .admin_events import TokenEventAdmin  # noqa: F401 - registers it
+from .admin_runs import RefreshRunAdmin  # noqa: F401 - registers it
 from .forms import AccountForm
 from .models import Account
 
 EVENTS_SHOWN = 50
+ERROR_SHOWN = 60  # characters of the last error in the list; the whole of it on the account's page
 
 
 @admin.register(Account)
 class AccountAdmin(AuditedAdmin):
-    list_display = [
-        "identifier", "name", "email", "application", "flow", "status_badge", "access_token_expires_at",
-        "last_refreshed_at",
-    ]
-    list_filter = ["status", "flow", "application"]
+    list_display = ["account", "status_badge", "last_error_short", "access_token_expiry", "application_identifier"]
+    list_filter = ["status", "application", "flow"]
     search_fields = ["identifier", "name", "email"]
     list_select_related = ["application"]
     actions = ["init_token", "test_connection"]
     change_form_template = "admin/accounts/account/change_form.html"
     form = AccountForm
+    change_list_template = "admin/accounts/account/change_list.html"
     readonly_fields = [
-        "mail_servers_status", "status_badge", "last_error", "token_initialized_at", "token_initialized_by",
-        "last_refreshed_at", "access_token_expires_at", "refresh_token_expiry", "refresh_token_age", "signed_in_as",
+        "mail_servers_status", "status_badge", "last_error_and_advice", "token_initialized_when",
+        "token_initialized_by", "last_refreshed_when", "access_token_expiry", "refresh_token_expiry",
+        "refresh_token_age", "signed_in_as",
         "events_table",
     ]
     fieldsets = [
@@ -43,8 +46,8 @@ class AccountAdmin(AuditedAdmin):
             ("smtp_host", "smtp_port", "smtp_security"), "verify_certificate", "mail_servers_status",
         ]}),
         (_("Token"), {"fields": [
-            "status_badge", "last_error", "signed_in_as", "token_initialized_at", "token_initialized_by",
-            "last_refreshed_at", "access_token_expires_at", "refresh_token_expiry", "refresh_token_age",
+            "status_badge", "last_error_and_advice", "signed_in_as", "token_initialized_when", "token_initialized_by",
+            "last_refreshed_when", "access_token_expiry", "refresh_token_expiry", "refresh_token_age",
         ]}),
         (_("Token events"), {"fields": ["events_table"]}),
         WHO_WHEN,
@@ -52,6 +55,15 @@ class AccountAdmin(AuditedAdmin):
 
     def get_queryset(self, request):
         return super().get_queryset(request).defer("access_token", "refresh_token")
+
+    def get_list_display(self, request):
+        if self.has_init_token_permission(request):
+            return [*self.list_display, "init_token_button"]
+        return self.list_display
+
+    def changelist_view(self, request, extra_context=None):
+        extra_context = {**(extra_context or {}), "can_init_token": self.has_init_token_permission(request)}
+        return super().changelist_view(request, extra_context)
 
     def get_fieldsets(self, request, obj=None):
         if obj is None:
@@ -168,11 +180,53 @@ class AccountAdmin(AuditedAdmin):
         colours = {"active": "ok", "failing": "warn", "reauth_required": "alert", "new": "muted"}
         return format_html('<strong class="oauthmail-{}">{}</strong>', colours[obj.status], obj.get_status_display())
 
+    @admin.display(description=_("account"), ordering="identifier")
+    def account(self, obj):
+        return format_html('{}<div class="email" title="{}">{}</div>', obj.identifier, obj.email, obj.email)
+
+    @admin.display(description=_("application"), ordering="application__identifier")
+    def application_identifier(self, obj):
+        return obj.application.identifier
+
+    @admin.display(description=_("last error"))
+    def last_error_short(self, obj):
+        text = obj.last_error_text
+        if not text:
+            return ""
+        return format_html('<span class="last-error" title="{}">{}</span>', text, Truncator(text).chars(ERROR_SHOWN))
+
+    @admin.display(description=_("last error"))
+    def last_error_and_advice(self, obj):
+        text = obj.last_error_text
+        if not text:
+            return "-"
+        advice = obj.last_error_advice()
+        return render_to_string("admin/accounts/account/last_error.html", {"error": text, "advice": advice})
+
+    @admin.display(description=with_zone(_("access token expires")), ordering="access_token_expires_at")
+    def access_token_expiry(self, obj):
+        return local(obj.access_token_expires_at, label=False) or "-"
+
+    @admin.display(description=_("token initialised at"))
+    def token_initialized_when(self, obj):
+        return local(obj.token_initialized_at) or "-"
+
+    @admin.display(description=_("last refreshed at"))
+    def last_refreshed_when(self, obj):
+        return local(obj.last_refreshed_at) or "-"
+
+    @admin.display(description=_("Init. Token"))
+    def init_token_button(self, obj):
+        # A button of the form outside the list (an action form cannot hold another form): Init. Token is a POST.
+        url = reverse("admin:accounts_account_init_token", args=[obj.pk])
+        return format_html('<button type="submit" form="init-token-form" formaction="{}" class="button init-token">'
+                           "{}</button>", url, _("Init. Token"))
+
     @admin.display(description=_("refresh token expires at"))
     def refresh_token_expiry(self, obj):
         if not obj.refresh_token_expires_at:
             return "-"
-        when = timezone.localtime(obj.refresh_token_expires_at).strftime("%Y-%m-%d %H:%M")
+        when = local(obj.refresh_token_expires_at)
         if obj.refresh_token_expiry_estimated:
             return format_html("{} <em>({})</em>", when, _("estimate: the provider gives no expiry"))
         return when
@@ -194,5 +248,4 @@ class AccountAdmin(AuditedAdmin):
     @admin.display(description=_("latest events"))
     def events_table(self, obj):
         events = obj.events.all()[:EVENTS_SHOWN]
-        return render_to_string("admin/accounts/account/events.html", {"events": events})
-
+        return render_to_string("admin/accounts/account/events.html", {"events": events, "zone": zone_name()})

@@ -8,9 +8,6 @@ longer match it, so the approval lapses by itself.
 """
 import json
 
-from django.utils.translation import gettext as _
-from django.utils.translation import gettext_lazy
-
 from .models import Security
 
 PROTOCOL_FIELDS = {
@@ -20,7 +17,6 @@ PROTOCOL_FIELDS = {
 }
 MAIL_SERVER_FIELDS = (*(name for names in PROTOCOL_FIELDS.values() for name in names), "verify_certificate")
 PERMISSION = "accounts.change_mail_servers"
-PROTOCOL_LABELS = {"imap": gettext_lazy("IMAP"), "pop": gettext_lazy("POP"), "smtp": gettext_lazy("SMTP")}
 
 
 def snapshot(account):
@@ -41,25 +37,14 @@ def is_approved(account):
 
 
 def refusal(account, protocol):
-    """Why a token may not go to this protocol's server, or "" when it may."""
+    """Why a token may not go to this protocol's server, as facts (oauthmail/texts.py), or None when it may."""
     if not is_insecure(account, protocol) or is_approved(account):
-        return ""
+        return None
     if getattr(account, f"{protocol}_security") == Security.NONE:
-        problem = _("%(protocol)s without TLS (security “none”) would send the token in clear text") % {
-            "protocol": PROTOCOL_LABELS[protocol]}
+        problem = {"message": "check.plaintext", "protocol": protocol}
     else:
-        problem = _("with certificate checking off, the token would go to any server that answers")
-    return _(
-        "Refused: %(problem)s, and no administrator set these mail servers. An administrator (permission "
-        "“Can change an account's mail servers”) must save them on the account's page first."
-    ) % {"problem": problem}
-
-
-def describe(name, value):
-    """A setting's value as an event shows it."""
-    if name == "verify_certificate":
-        return _("yes") if value else _("no")
-    return str(value) if value not in ("", None) else _("(default)")
+        problem = {"message": "check.unverified"}
+    return {"message": "check.refused", "problem": problem}
 
 
 def changes(before, after):

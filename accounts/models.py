@@ -5,7 +5,10 @@ from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
 from oauthmail.crypto import EncryptedTextField
+from oauthmail.texts import facts_text, render
+from oauthmail.times import local
 from oauthmail.validators import validate_identifier, validate_visible_text
+from providers.advice import advice_for
 from providers.base import AUTHORIZATION_CODE, CLIENT_CREDENTIALS, DEVICE_CODE
 from providers.models import Application, Audited
 
@@ -104,7 +107,9 @@ class Account(Audited):
 
     # Token facts, read-only.
     status = models.CharField(_("status"), max_length=20, choices=Status.choices, default=Status.NEW, editable=False)
-    last_error = models.TextField(_("last error"), blank=True, editable=False)
+    last_error = models.TextField(_("last error"), blank=True, editable=False)  # as written, for old rows
+    last_error_code = models.CharField(_("last error code"), max_length=100, blank=True, editable=False)
+    last_error_params = models.JSONField(default=dict, blank=True, editable=False)  # facts: see oauthmail/texts.py
     token_initialized_at = models.DateTimeField(_("token initialised at"), null=True, blank=True, editable=False)
     token_initialized_by = models.CharField(_("token initialised by"), max_length=150, blank=True, editable=False)
     last_refreshed_at = models.DateTimeField(_("last refreshed at"), null=True, blank=True, editable=False)
@@ -176,9 +181,27 @@ class Account(Audited):
         """The addresses this account may send as: its own, then its send-as addresses."""
         return [self.email, *address_lines(self.send_as_addresses)]
 
+    @property
+    def last_error_text(self):
+        """The last error in the reader's language (as it was written, for errors stored before codes)."""
+        return facts_text(self.last_error_params) if self.last_error_params else self.last_error
+
+    def last_error_advice(self):
+        if not (self.last_error_params or self.last_error):
+            return None
+        return advice_for(
+            code=self.last_error_code, text=self.last_error_text,
+            google_testing=self.application.provider == "google" and self.application.google_testing,
+        )
+
 
 class TokenEvent(models.Model):
-    """What happened to an account's token: who, when, and a short outcome. Never the token."""
+    """What happened to an account's token: who, when, and what, as a code with facts (`params`),
+    rendered in the reader's language (oauthmail/texts.py). Never the token.
+
+    `count` and `last_at` let one row stand for several alike events (e.g. 42 reads between `at`
+    and `last_at`). Rows written before codes existed have no code: their `outcome` is shown as it is.
+    """
 
     class Kind(models.TextChoices):
         INIT = "init", _("Initialised")
@@ -202,15 +225,61 @@ class TokenEvent(models.Model):
     at = models.DateTimeField(_("at"), default=timezone.now, db_index=True)
     actor = models.CharField(_("by"), max_length=150)
     kind = models.CharField(_("event"), max_length=20, choices=Kind.choices)
-    outcome = models.CharField(_("outcome"), max_length=1000, blank=True)
+    code = models.CharField(_("code"), max_length=64, blank=True)
+    params = models.JSONField(_("facts"), default=dict, blank=True)
+    count = models.PositiveIntegerField(_("count"), default=1)
+    last_at = models.DateTimeField(_("last at"), null=True, blank=True)
+    outcome = models.CharField(_("outcome"), max_length=1000, blank=True)  # events written before codes
 
     class Meta:
         verbose_name = _("token event")
         verbose_name_plural = _("token events")
         ordering = ["-at", "-id"]
+        indexes = [models.Index(fields=["account_identifier", "kind", "id"], name="accounts_event_newest_of_kind")]
 
     def __str__(self):
         return f"{self.at:%Y-%m-%d %H:%M} {self.get_kind_display()}"
+
+    @property
+    def text(self):
+        """What happened, in the active language."""
+        text = render(self.code, self.params) if self.code else self.outcome
+        if self.count > 1:
+            text = " ".join(filter(None, [text, _("(%(count)d times, the last at %(last_at)s)") % {
+                "count": self.count, "last_at": local(self.last_at or self.at)}]))
+        return text
+
+
+class RefreshRun(models.Model):
+    """One run of refresh_tokens (or of refresh_due): when, how long, and what it did."""
+
+    started_at = models.DateTimeField(_("started at"), default=timezone.now, db_index=True)
+    finished_at = models.DateTimeField(_("finished at"), null=True, blank=True, db_index=True)
+    duration = models.FloatField(_("duration (seconds)"), null=True, blank=True)
+    refreshed = models.PositiveIntegerField(_("refreshed"), default=0)
+    failed = models.PositiveIntegerField(_("failed"), default=0)
+    skipped = models.PositiveIntegerField(_("skipped"), default=0)
+    partial = models.BooleanField(_("named accounts only"), default=False)
+    actor = models.CharField(_("by"), max_length=150, blank=True)
+
+    class Meta:
+        verbose_name = _("refresh run")
+        verbose_name_plural = _("refresh runs")
+        ordering = ["-started_at", "-id"]
+
+    def __str__(self):
+        return f"{self.started_at:%Y-%m-%d %H:%M} {self.refreshed}/{self.failed}/{self.skipped}"
+
+
+class Counter(models.Model):
+    """A total that only grows (refreshes by outcome ...), for Prometheus counters that outlive pruning
+    and are the same in every process: `counter_add()` in accounts/services/runs.py."""
+
+    name = models.CharField(max_length=100, primary_key=True)
+    value = models.BigIntegerField(default=0)
+
+    def __str__(self):
+        return f"{self.name}={self.value}"
 
 
 class InitRequest(models.Model):

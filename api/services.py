@@ -100,10 +100,8 @@ def api_token_read(*, client, identifier):
     except account_services.TokenUnavailable as error:
         headers = {"Retry-After": str(RETRY_AFTER_BUSY)} if error.code == "busy" else {}
         raise ApiError(str(error), status=STATUS_FOR.get(error.code, 500), code=error.code, headers=headers) from None
-    account_services.log_event(
-        account=account, actor=client.actor, kind=TokenEvent.Kind.READ,
-        outcome=_("Token read by API client %(name)s.") % {"name": client.name},
-    )
+    account_services.log_event(account=account, actor=client.actor, kind=TokenEvent.Kind.READ, code="token.read",
+                               params={"name": client.name})
     app = account.application
     return {
         "access_token": token,

@@ -8,9 +8,11 @@ from django.views.decorators.debug import sensitive_variables
 from oauthmail.client_ip import client_ip
 
 from . import services
+from .metrics import count_answer
 
 
 def _error(error):
+    count_answer(status=error.status, code=error.code)
     response = JsonResponse({"error": error.code, "message": str(error)}, status=error.status)
     for name, value in error.headers.items():
         response[name] = value
@@ -28,6 +30,7 @@ def _bearer(request):
 def account_token(request, identifier):
     """GET /api/v1/accounts/<identifier>/token with Authorization: Bearer <key>."""
     if request.method != "GET":
+        count_answer(status=405, code="method_not_allowed")
         response = JsonResponse({"error": "method_not_allowed", "message": _("Use GET.")}, status=405)
         response["Allow"] = "GET"
         return response
@@ -36,4 +39,5 @@ def account_token(request, identifier):
         answer = services.api_token_read(client=client, identifier=identifier)
     except services.ApiError as error:
         return _error(error)
+    count_answer(status=200, code="ok")
     return JsonResponse(answer)

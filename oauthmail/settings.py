@@ -92,7 +92,7 @@ USE_TZ = True
 LOCALE_PATHS = [BASE_DIR / "locale"]
 
 INSTALLED_APPS = [
-    "django.contrib.admin",
+    "oauthmail.apps.OAuthmailAdminConfig",  # django.contrib.admin, opening on the dashboard
     "django.contrib.auth",
     "django.contrib.contenttypes",
     "django.contrib.sessions",
@@ -104,6 +104,8 @@ INSTALLED_APPS = [
     "accounts",
     "api",
     "relay",
+    "monitoring",
+    "alerts",
 ]
 
 MIDDLEWARE = [
@@ -218,12 +220,27 @@ OAUTHMAIL_API_KEY_FAILURES = _setting(
 OAUTHMAIL_PROXY_COUNT = _setting("OAUTHMAIL_PROXY_COUNT", lambda: env.int("OAUTHMAIL_PROXY_COUNT", default=0))
 
 # Django's own e-mail (and any project's that installs oauthmail) through this account's SMTP server,
-# with XOAUTH2: set it to an account identifier. Blank: Django's usual EMAIL_BACKEND settings.
+# with XOAUTH2: set it to an account identifier. Blank: EMAIL_URL (smtp+tls://USER:PASSWORD@HOST:587),
+# else Django's default (an SMTP server on localhost:25).
 OAUTHMAIL_EMAIL_ACCOUNT = env.str("OAUTHMAIL_EMAIL_ACCOUNT", default="")
+# With OAUTHMAIL_EMAIL_ACCOUNT, the mailbox's own address: Microsoft and Google refuse a From the account may
+# not send as.
+DEFAULT_FROM_EMAIL = SERVER_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="webmaster@localhost")
 if OAUTHMAIL_EMAIL_ACCOUNT:
     EMAIL_BACKEND = "accounts.mail.OAuth2EmailBackend"
-    # The mailbox's own address: Microsoft and Google refuse a From the account may not send as.
-    DEFAULT_FROM_EMAIL = SERVER_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="webmaster@localhost")
+elif env.str("EMAIL_URL", default=""):
+    vars().update(_setting("EMAIL_URL", lambda: env.email_url("EMAIL_URL")))
+
+# Health: refresh_tokens is overdue (dashboard, alerts, metrics) when it has not finished a run for this long.
+OAUTHMAIL_REFRESH_OVERDUE_MINUTES = _setting(
+    "OAUTHMAIL_REFRESH_OVERDUE_MINUTES", lambda: env.int("OAUTHMAIL_REFRESH_OVERDUE_MINUTES", default=30)
+)
+# prune_events keeps this many days of token events, refresh runs and alerts by default.
+OAUTHMAIL_EVENT_RETENTION_DAYS = _setting(
+    "OAUTHMAIL_EVENT_RETENTION_DAYS", lambda: env.int("OAUTHMAIL_EVENT_RETENTION_DAYS", default=365)
+)
+# /metrics answers only with "Authorization: Bearer <this>"; blank: /metrics does not exist (404).
+OAUTHMAIL_METRICS_TOKEN = env.str("OAUTHMAIL_METRICS_TOKEN", default="")
 
 # The SMTP relay (`manage.py smtp_relay`, relay/): devices that only know a user and a password send
 # through it; it forwards with the account's token. Addresses are HOST:PORT, comma-separated ([::]:587).

@@ -14,10 +14,11 @@ import google.oauth2.service_account
 import oauthlib.oauth2
 import requests
 from django.conf import settings
-from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 from django.views.decorators.debug import sensitive_variables
 from google_auth_oauthlib.flow import Flow
+
+from oauthmail.texts import TEXTS
 
 from . import http
 from .base import AUTHORIZATION_CODE, CLIENT_CREDENTIALS, AuthRedirect, Provider, ProviderError, TokenSet, expires_in
@@ -25,34 +26,22 @@ from .base import AUTHORIZATION_CODE, CLIENT_CREDENTIALS, AuthRedirect, Provider
 MAIL_SCOPE = "https://mail.google.com/"
 IDENTITY_SCOPES = ["openid", "email"]
 REAUTH_ERRORS = ("invalid_grant", "access_denied")
-PLAIN_ERRORS = {
-    "invalid_grant": gettext_lazy("Google refused the grant: the mailbox must be signed in again (Init. Token)."),
-    "invalid_client": gettext_lazy("Google refused the application's client ID or secret."),
-    "unauthorized_client": gettext_lazy(
-        "Google refused this client for this grant (for a service account: is domain-wide delegation granted "
-        "for these scopes in the Admin console?)."
-    ),
-    "access_denied": gettext_lazy("Access was denied."),
-    "invalid_scope": gettext_lazy("Google refused the requested scopes."),
-}
 
 
 def _error(error, description=""):
-    plain = str(PLAIN_ERRORS.get(error, _("Google answered with an error.")))
+    """Our words for Google's `error` (oauthmail/texts.py), then Google's own description."""
     return ProviderError(
-        f"{plain} {description or error}".strip(), code=error,
-        permanent=error not in ("temporarily_unavailable", "server_error", "internal_failure"),
+        text=f"google.{error}" if f"google.{error}" in TEXTS else "google.error", detail=description or error,
+        code=error, permanent=error not in ("temporarily_unavailable", "server_error", "internal_failure"),
         reauth=error in REAUTH_ERRORS,
     )
 
 
 def _transport_error(exc):
     if isinstance(exc, http.TransientHTTPError):
-        return ProviderError(
-            _("Google is unavailable (HTTP %(status)s); it will be tried again.") % {"status": exc.status},
-            code=f"HTTP {exc.status}", retry_after=exc.retry_after,
-        )
-    return ProviderError(_("Could not reach Google: %(error)s") % {"error": type(exc).__name__}, code="network")
+        return ProviderError(text="google.unavailable", params={"status": exc.status}, code=f"HTTP {exc.status}",
+                             retry_after=exc.retry_after)
+    return ProviderError(text="google.unreachable", params={"error": type(exc).__name__}, code="network")
 
 
 class _Transport(google.auth.transport.requests.Request):
@@ -100,10 +89,7 @@ class GoogleProvider(Provider):
 
     def begin(self, app, *, flow, login_hint="", redirect_uri="", state=""):
         if flow != AUTHORIZATION_CODE:
-            raise ProviderError(
-                _("Google mail cannot use the device-code flow: use the browser sign-in."), code="unsupported_flow",
-                permanent=True,
-            )
+            raise ProviderError(text="google.unsupported_flow", code="unsupported_flow", permanent=True)
         oauth_flow = self._flow(app, redirect_uri=redirect_uri)
         url, _state = oauth_flow.authorization_url(
             state=state, access_type="offline", prompt="consent", login_hint=login_hint,
@@ -134,7 +120,7 @@ class GoogleProvider(Provider):
         except (http.TransientHTTPError, requests.RequestException) as exc:
             raise _transport_error(exc) from None
         except ValueError:  # oauthlib could not read the answer (not JSON: a proxy's or a server's error page)
-            raise ProviderError(_("Google's answer could not be read; try again."), code="bad_response") from None
+            raise ProviderError(text="google.bad_response", code="bad_response") from None
         granted = token.get("scope", [])
         granted = granted if isinstance(granted, list) else str(granted or "").split()
         _require_granted(app.delegated_scopes(), granted)
@@ -163,10 +149,7 @@ class GoogleProvider(Provider):
     @sensitive_variables("info", "credentials")
     def _service_account_token(self, app, *, subject):
         if not app.service_account_key:
-            raise ProviderError(
-                _("App-only access to Google needs a service account key on the application."),
-                code="no_service_account", permanent=True,
-            )
+            raise ProviderError(text="google.no_service_account", code="no_service_account", permanent=True)
         info = json.loads(app.service_account_key)
         info["token_uri"] = self._endpoints(app)["token_endpoint"]
         credentials = google.oauth2.service_account.Credentials.from_service_account_info(
@@ -199,12 +182,8 @@ def _require_granted(asked, granted):
         return
     missing = [scope for scope in asked if scope not in IDENTITY_SCOPES + ["profile"] and scope not in granted]
     if missing:
-        raise ProviderError(
-            _("Google did not grant %(scopes)s: nothing was stored. Start Init. Token again and, on Google's "
-              "consent screen, tick the access to the mailbox (“Read, compose, send and permanently delete all "
-              "your email from Gmail”).") % {"scopes": ", ".join(missing)},
-            code="scope_not_granted", permanent=True,
-        )
+        raise ProviderError(text="google.scope_not_granted", params={"scopes": ", ".join(missing)},
+                            code="scope_not_granted", permanent=True)
 
 
 def _id_token_claims(id_token):

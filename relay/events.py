@@ -1,12 +1,9 @@
 """The relay's token events: one per message relayed or refused, on the account it was sent as.
 
-The facts (client, envelope, size, the answer) are separate values here and become one line of
-text only in `_outcome`; never a byte of the message's content. `relay_message_counts` gives the
-dashboard and the metrics what they count.
+Stored as a code and its facts (client, envelope, size, the answer), never a byte of the message's
+content. `relay_message_counts` gives the dashboard and the metrics what they count.
 """
 from django.db.models import Count, Q
-from django.utils.translation import gettext as _
-from django.utils.translation import ngettext
 
 from accounts.models import Account, TokenEvent
 from accounts.services import log_event
@@ -14,24 +11,24 @@ from accounts.services import log_event
 RECIPIENTS_SHOWN = 5
 
 
-def _outcome(*, client_name, mail_from, rcpt_tos, size, reply):
-    recipients = ", ".join(f"<{address}>" for address in rcpt_tos[:RECIPIENTS_SHOWN])
-    if len(rcpt_tos) > RECIPIENTS_SHOWN:
-        more = len(rcpt_tos) - RECIPIENTS_SHOWN
-        recipients += " " + ngettext("and %(count)d more", "and %(count)d more", more) % {"count": more}
-    values = {"client": client_name, "sender": mail_from or "", "recipients": recipients or "-",
-              "size": "-" if size is None else size, "reply": " ".join(reply.split())}
-    return _("Relay client %(client)s: <%(sender)s> to %(recipients)s, %(size)s bytes. Answer: %(reply)s") % values
+def _recipients(rcpt_tos):
+    shown = ", ".join(f"<{address}>" for address in rcpt_tos[:RECIPIENTS_SHOWN])
+    more = len(rcpt_tos) - RECIPIENTS_SHOWN
+    return f"{shown} (+{more})" if more > 0 else shown or "-"
 
 
 def relay_event(*, account_id, account_identifier, client_name, actor, sent, mail_from, rcpt_tos=(), size=None,
                 reply):
-    """Record one message the relay sent (`sent`) or refused, with the answer the device was given."""
-    kind = TokenEvent.Kind.RELAY_SENT if sent else TokenEvent.Kind.RELAY_REFUSED
-    outcome = _outcome(client_name=client_name, mail_from=mail_from, rcpt_tos=list(rcpt_tos), size=size,
-                       reply=reply)
+    """Record one message the relay sent (`sent`) or refused, with the answer the device was given.
+
+    Its facts: the client, the envelope sender and recipients (the first five, then how many more), the
+    size in bytes and the answer, as they were (oauthmail/texts.py words them in the reader's language)."""
+    kind, code = ((TokenEvent.Kind.RELAY_SENT, "relay.sent") if sent else (TokenEvent.Kind.RELAY_REFUSED,
+                                                                           "relay.refused"))
+    params = {"client": client_name, "sender": mail_from or "", "recipients": _recipients(list(rcpt_tos)),
+              "size": "-" if size is None else size, "reply": " ".join(reply.split())}
     account = Account(pk=account_id, identifier=account_identifier)  # all an event needs: no query
-    return log_event(account=account, actor=actor, kind=kind, outcome=outcome)
+    return log_event(account=account, actor=actor, kind=kind, code=code, params=params)
 
 
 def relay_message_counts(*, since, until=None, accounts=None):

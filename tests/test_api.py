@@ -59,7 +59,7 @@ def test_each_read_is_an_event_naming_the_client(client, account, key):
     get(client, account.identifier, key)
     event = TokenEvent.objects.filter(account=account, kind=TokenEvent.Kind.READ).get()
     assert event.actor == "api:erp"
-    assert "erp" in event.outcome
+    assert event.code == "token.read" and "erp" in event.text
     assert ApiClient.objects.get(name="erp").last_used_at is not None
 
 

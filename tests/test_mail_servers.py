@@ -111,9 +111,9 @@ def test_an_administrator_sees_and_changes_them_and_the_event_names_old_new_and_
     assert response.status_code == 302
     event = account.events.get(kind=TokenEvent.Kind.MAIL_SERVERS)
     assert event.actor == "adam"
-    assert "IMAP host: (default) → 127.0.0.1" in event.outcome
-    assert f"IMAP port: (default) → {trap.port}" in event.outcome
-    assert "IMAP security: (default) → none" in event.outcome
+    assert "IMAP host: (default) → 127.0.0.1" in event.text
+    assert f"IMAP port: (default) → {trap.port}" in event.text
+    assert "IMAP security: (default) → none" in event.text
     account.refresh_from_db()
     assert account.mail_servers_approved_by == "adam"
 

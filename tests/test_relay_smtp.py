@@ -18,7 +18,7 @@ pytestmark = pytest.mark.django_db(transaction=True)
 
 
 def events(account, kind):
-    return list(account.events.filter(kind=kind).values_list("outcome", flat=True))
+    return [event.text for event in account.events.filter(kind=kind)]
 
 
 def test_a_printer_sends_over_starttls_and_the_message_reaches_the_accounts_server(

@@ -33,7 +33,7 @@ def test_a_temporary_upstream_refusal_reaches_the_device_as_4xx_and_its_retry_go
     assert len(mail_sink.messages) == 1
     assert kinds(mail_account) == [TokenEvent.Kind.RELAY_REFUSED, TokenEvent.Kind.RELAY_SENT]
     refused_event = mail_account.events.get(kind=TokenEvent.Kind.RELAY_REFUSED)
-    assert "451" in refused_event.outcome and "temporarily rejected" in refused_event.outcome
+    assert "451" in refused_event.text and "temporarily rejected" in refused_event.text
 
 
 def test_a_permanent_upstream_refusal_reaches_the_device_as_5xx_with_the_servers_words(

@@ -72,10 +72,12 @@ def account_save(*, account, actor, may_change_mail_servers=False, approve_mail_
         account.save(update_fields=[*editable_fields(), *APPROVAL_FIELDS, "updated_at", "updated_by"])
         if server_changes:
             log_event(account=account, actor=actor, kind=TokenEvent.Kind.MAIL_SERVERS,
-                      outcome=_describe_changes(server_changes, account))
+                      code="account.mail_servers_changed", params={
+                          "changes": [list(change) for change in server_changes],
+                          "approved": mail_servers.is_approved(account)})
         elif approve_mail_servers and may_change_mail_servers and mail_servers.is_insecure(account):
             log_event(account=account, actor=actor, kind=TokenEvent.Kind.MAIL_SERVERS,
-                      outcome=_("Insecure mail-server settings approved."))
+                      code="account.mail_servers_approved")
     if dropped:
         return [_("The token of %(account)s was dropped: it belonged to the previous mailbox or application. "
                   "Run Init. Token.") % {"account": account.identifier}]
@@ -89,16 +91,6 @@ def _approve(account, actor, insecure):
     else:
         account.mail_servers_approved, account.mail_servers_approved_by = "", ""
         account.mail_servers_approved_at = None
-
-
-def _describe_changes(server_changes, account):
-    text = "; ".join(
-        f"{Account._meta.get_field(name).verbose_name}: {mail_servers.describe(name, old)} → "
-        f"{mail_servers.describe(name, new)}" for name, old, new in server_changes
-    )
-    if mail_servers.is_approved(account):
-        text += ". " + _("Insecure settings approved.")
-    return text + "."
 
 
 def _drop_token(account, before, rebound, actor):
@@ -116,24 +108,23 @@ def _drop_token(account, before, rebound, actor):
         status=InitRequest.Status.FAILED, state="", finished_at=timezone.now(),
         error=_("The account's mailbox changed: start Init. Token again."),
     )
-    log_event(account=account, actor=actor, kind=TokenEvent.Kind.TOKEN_DROPPED, outcome=_(
-        "%(changes)s: the token of the previous mailbox was dropped; run Init. Token."
-    ) % {"changes": "; ".join(_describe_rebinding(name, before[name], account) for name in rebound)})
+    log_event(account=account, actor=actor, kind=TokenEvent.Kind.TOKEN_DROPPED, code="account.token_dropped",
+              params={"rebound": [_rebinding(name, before[name], account) for name in rebound]})
     for name, value in TOKEN_RESET.items():
         setattr(account, name, value)
 
 
-def _describe_rebinding(name, old, account):
+def _rebinding(name, old, account):
+    """[field, old value, new value] of a setting the token was bound to, as the event keeps it."""
     if name == "application_id":
         old = Application.objects.filter(pk=old).values_list("identifier", flat=True).first() or old
-        return _("application: %(old)s → %(new)s") % {"old": old, "new": account.application.identifier}
-    label = Account._meta.get_field(name).verbose_name
-    return f"{label}: {old or '-'} → {getattr(account, name) or '-'}"
+        return ["application", old, account.application.identifier]
+    return [name, old, getattr(account, name)]
 
 
 def account_delete(*, account, actor):
     """Delete the account; its events stay (with its identifier), and one more says who deleted it."""
     with transaction.atomic():
-        log_event(account=account, actor=actor, kind=TokenEvent.Kind.DELETED,
-                  outcome=_("Account %(account)s deleted.") % {"account": account})
+        log_event(account=account, actor=actor, kind=TokenEvent.Kind.DELETED, code="account.deleted",
+                  params={"account": str(account)})
         account.delete()

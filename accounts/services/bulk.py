@@ -232,6 +232,7 @@ def _apply(plan, actor):
     token_values = {}
     if plan.refresh_token:
         token_values = {"refresh_token": plan.refresh_token, "status": Account.Status.NEW, "last_error": "",
+                        "last_error_code": "", "last_error_params": {},
                         "token_initialized_at": timezone.now(), "token_initialized_by": actor}
     if plan.outcome == "created":
         for name, value in token_values.items():

@@ -10,7 +10,7 @@ class Migration(migrations.Migration):
     initial = True
 
     dependencies = [
-        ('accounts', '0008_send_as_addresses_and_relay_events'),
+        ('accounts', '0009_send_as_addresses_and_relay_events'),
     ]
 
     operations = [
