@@ -87,7 +87,8 @@ def init_page(model_admin, request, request_id):
         **model_admin.admin_site.each_context(request),
         "opts": model_admin.model._meta,
         "title": _("Init. Token"),
-        "init_requests": [(r, reverse("admin:accounts_account_init_status", args=[r.pk])) for r in init_requests],
+        "init_requests": [(r, reverse("admin:accounts_account_init_status", args=[r.pk]),
+                           reverse("admin:accounts_account_init_token", args=[r.account_id])) for r in init_requests],
         "done_url": (
             reverse("admin:accounts_account_change", args=[first.account_id]) if len(init_requests) == 1
             else reverse("admin:accounts_account_changelist")

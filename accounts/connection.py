@@ -13,32 +13,30 @@ from dataclasses import dataclass, field
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.core.validators import validate_email
-from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 from django.views.decorators.debug import sensitive_variables
 
-from . import services
+from oauthmail.texts import LABELS, facts_text, render
+
+from . import mail_servers, services
 from .mail_dialogues import MECHANISMS, run_check
 from .models import Security, TokenEvent
 
-PROTOCOLS = {"imap": gettext_lazy("IMAP"), "pop": gettext_lazy("POP"), "smtp": gettext_lazy("SMTP")}
-STEPS = {
-    "token": gettext_lazy("getting a token"),
-    "connect": gettext_lazy("connecting"),
-    "starttls": gettext_lazy("STARTTLS"),
-    "authenticate": gettext_lazy("logging in"),
-    "select": gettext_lazy("opening INBOX"),
-    "stat": gettext_lazy("STAT"),
-    "mail_from": gettext_lazy("MAIL FROM"),
-    "send": gettext_lazy("sending the test message"),
-}
+PROTOCOLS = LABELS["protocol"]
+STEPS = LABELS["step"]
 
 
 SECURITY_SHORT = {Security.TLS: "TLS", Security.STARTTLS: "STARTTLS", Security.NONE: gettext_lazy("no TLS")}
 
 
 class NoMailServer(Exception):
-    pass
+    def __init__(self, facts):
+        self.facts = facts  # see oauthmail/texts.py
+        super().__init__(facts_text(facts))
+
+
+class InsecureMailServer(NoMailServer):
+    """Plaintext or unverified TLS that no administrator set: no token goes there."""
 
 
 @dataclass(frozen=True)
@@ -57,23 +55,25 @@ class ProtocolResult:
     ok: bool
     server: MailServer | None = None
     step: str = ""  # the step that failed (or the last one passed)
-    detail: str = ""  # facts on success; the server's own words (or a plain explanation) on failure
+    facts: dict = field(default_factory=dict)  # what passed; on failure the server's words or what went wrong
 
     @property
     def protocol_label(self):
         return str(PROTOCOLS[self.protocol])
 
     @property
-    def step_label(self):
-        return str(STEPS.get(self.step, self.step))
+    def detail(self):
+        return facts_text(self.facts)
+
+    @property
+    def event_code(self):
+        return "connection.ok" if self.ok else "connection.failed"
+
+    def event_params(self):
+        return {"protocol": self.protocol, "server": str(self.server or ""), "step": self.step, "detail": self.facts}
 
     def summary(self):
-        where = f"{self.protocol_label} {self.server}" if self.server else self.protocol_label
-        if self.ok:
-            return _("%(where)s: OK. %(detail)s") % {"where": where, "detail": self.detail}
-        return _("%(where)s: failed at %(step)s: %(detail)s") % {
-            "where": where, "step": self.step_label, "detail": self.detail,
-        }
+        return render(self.event_code, self.event_params())
 
 
 @dataclass
@@ -88,15 +88,20 @@ class ConnectionTestResult:
 
 
 def mail_server(*, account, protocol):
-    """The account's server for `protocol`: its own host/port/security, else the provider's defaults."""
+    """The account's server for `protocol`: its own host/port/security, else the provider's defaults.
+
+    Every path that sends a token to an account's mail server asks here first: plaintext (security
+    "none") and unverified TLS raise InsecureMailServer unless an administrator set them.
+    """
+    if refusal := mail_servers.refusal(account, protocol):
+        raise InsecureMailServer(refusal)
     defaults = getattr(account.application.adapter, "mail_servers", {})
     default_host, default_port, default_security = defaults.get(protocol, ("", None, ""))
     host = getattr(account, f"{protocol}_host") or default_host
     port = getattr(account, f"{protocol}_port") or default_port
     security = getattr(account, f"{protocol}_security") or default_security or Security.TLS
     if not host or not port:
-        raise NoMailServer(_("No %(protocol)s server is set for this account and its provider has no default.")
-                           % {"protocol": PROTOCOLS[protocol]})
+        raise NoMailServer({"message": "check.no_server", "protocol": protocol})
     return MailServer(host=host, port=int(port), security=str(security))
 
 
@@ -123,17 +128,13 @@ def sasl_initial_response(*, mechanism, email, token, server):
 
 
 @sensitive_variables("token", "initial")
-def _run_one(protocol, *, account, token, mechanism, send_to, actor):
-    try:
-        server = mail_server(account=account, protocol=protocol)
-    except NoMailServer as error:
-        return ProtocolResult(protocol, ok=False, step="connect", detail=str(error))
+def _run_one(protocol, *, account, server, token, mechanism, send_to, actor):
     initial = sasl_initial_response(mechanism=mechanism, email=account.email, token=token, server=server)
-    ok, step, detail = run_check(
+    ok, step, facts = run_check(
         protocol, server=server, context=ssl_context(account=account), mechanism=mechanism, initial=initial,
         timeout=timeout_seconds(), email=account.email, send_to=send_to, actor=actor,
     )
-    return ProtocolResult(protocol, ok=ok, server=server, step=step, detail=_scrub(detail, token, initial))
+    return ProtocolResult(protocol, ok=ok, server=server, step=step, facts=_scrub(facts, token, initial))
 
 
 @sensitive_variables("token")
@@ -153,29 +154,39 @@ def connection_test(*, account, actor, imap=True, pop=True, smtp=True, send_to=N
         except ValidationError:
             protocols = [name for name in protocols if name != "smtp"]
             report.results.append(ProtocolResult(
-                "smtp", ok=False, step="send",
-                detail=_("“%(address)s” is not a valid e-mail address.") % {"address": send_to},
+                "smtp", ok=False, step="send", facts={"message": "check.bad_address", "address": send_to},
             ))
-    try:
-        token, _expires_at = services.token_get(account=account, actor=actor)
-    except services.TokenUnavailable as error:
-        for protocol in protocols:
-            report.results.append(ProtocolResult(protocol, ok=False, step="token", detail=str(error)))
-        protocols = []
-    for protocol in protocols:
-        report.results.append(_run_one(protocol, account=account, token=token, mechanism=mechanism,
+    servers = {}
+    for protocol in protocols:  # before any token: a refused server needs none
+        try:
+            servers[protocol] = mail_server(account=account, protocol=protocol)
+        except NoMailServer as error:
+            report.results.append(ProtocolResult(protocol, ok=False, step="connect", facts=error.facts))
+    if servers:
+        try:
+            token, _expires_at = services.token_get(account=account, actor=actor)
+        except services.TokenUnavailable as error:
+            for protocol in servers:
+                report.results.append(ProtocolResult(protocol, ok=False, step="token", facts=error.facts))
+            servers = {}
+    for protocol, server in servers.items():
+        report.results.append(_run_one(protocol, account=account, server=server, token=token, mechanism=mechanism,
                                        send_to=send_to, actor=actor))
     report.results.sort(key=lambda result: list(PROTOCOLS).index(result.protocol))
     for result in report.results:
         services.log_event(account=account, actor=actor, kind=TokenEvent.Kind.CONNECTION_TEST,
-                           outcome=result.summary())
+                           code=result.event_code, params=result.event_params())
     return report
 
 
-def _scrub(text, *secrets):
+def _scrub(facts, *secrets):
     """A server that echoes what it was sent must not put a token into a page or an event."""
-    for secret in secrets:
-        if secret:
-            for form in (secret, base64.b64encode(secret.encode()).decode()):
-                text = text.replace(form, "[…]")
-    return text
+    forms = [form for secret in secrets if secret
+             for form in (secret, base64.b64encode(secret.encode()).decode())]
+    scrubbed = {}
+    for name, value in facts.items():
+        if isinstance(value, str):
+            for form in forms:
+                value = value.replace(form, "[…]")
+        scrubbed[name] = value
+    return scrubbed

@@ -1,7 +1,8 @@
 """The IMAP, POP and SMTP dialogues of Test connection: connect, secure, SASL login, then the next command.
 
-`run_check()` never raises for what a server or the network does: it returns (ok, step, detail),
-where detail is the facts on success, else the server's own words or a plain explanation.
+`run_check()` never raises for what a server or the network does: it returns (ok, step, facts),
+where facts (oauthmail/texts.py) say what passed, else hold the server's own words (`detail`) or
+what the network did (a `message` code and its parameters).
 """
 import base64
 import imaplib
@@ -14,7 +15,6 @@ from email.utils import formatdate, make_msgid
 
 from django.utils import timezone
 from django.utils.translation import gettext as _
-from django.utils.translation import ngettext
 from django.views.decorators.debug import sensitive_variables
 
 from oauthmail import deadlines
@@ -74,10 +74,7 @@ def _check_imap(check, server, context, sasl, timeout):
     if status != "OK":
         raise _Failed(_words(data[-1] if data else status))
     count = int(data[0]) if data and data[0] and data[0].isdigit() else 0
-    return ngettext("Logged in with %(mechanism)s; INBOX holds %(count)d message.",
-                    "Logged in with %(mechanism)s; INBOX holds %(count)d messages.", count) % {
-        "mechanism": sasl.mechanism, "count": count,
-    }
+    return {"message": "check.imap_ok", "mechanism": sasl.mechanism, "count": count}
 
 
 def _check_pop(check, server, context, sasl, timeout):
@@ -105,9 +102,7 @@ def _check_pop(check, server, context, sasl, timeout):
         raise _Failed(sasl.with_challenge(_words(reply)))
     check.step = "stat"
     count, size = client.stat()
-    return ngettext("Logged in with %(mechanism)s; the mailbox holds %(count)d message (%(size)d bytes).",
-                    "Logged in with %(mechanism)s; the mailbox holds %(count)d messages (%(size)d bytes).",
-                    count) % {"mechanism": sasl.mechanism, "count": count, "size": size}
+    return {"message": "check.pop_ok", "mechanism": sasl.mechanism, "count": count, "size": size}
 
 
 def _continues(reply):
@@ -138,17 +133,13 @@ def _check_smtp(check, server, context, sasl, timeout, *, email, send_to, actor)
     if send_to:
         check.step = "send"
         client.send_message(_test_message(email=email, send_to=send_to, actor=actor))
-        return _("Logged in with %(mechanism)s; a test message was sent to %(address)s.") % {
-            "mechanism": sasl.mechanism, "address": send_to,
-        }
+        return {"message": "check.smtp_sent", "mechanism": sasl.mechanism, "address": send_to}
     check.step = "mail_from"
     code, words = client.mail(email)
     if code != 250:
         raise _Failed(f"{code} {_words(words)}")
     client.rset()
-    return _("Logged in with %(mechanism)s; the server accepted MAIL FROM:<%(email)s> (nothing was sent).") % {
-        "mechanism": sasl.mechanism, "email": email,
-    }
+    return {"message": "check.smtp_mail_from", "mechanism": sasl.mechanism, "email": email}
 
 
 def _test_message(*, email, send_to, actor):
@@ -193,13 +184,13 @@ def run_check(protocol, *, server, context, mechanism, initial, timeout, email, 
     with deadlines.Deadline(timeout) as deadline:
         try:
             if protocol == "imap":
-                detail = _check_imap(check, server, context, sasl, timeout)
+                facts = _check_imap(check, server, context, sasl, timeout)
             elif protocol == "pop":
-                detail = _check_pop(check, server, context, sasl, timeout)
+                facts = _check_pop(check, server, context, sasl, timeout)
             else:
-                detail = _check_smtp(check, server, context, sasl, timeout, email=email, send_to=send_to,
-                                     actor=actor)
-            return True, check.step, detail
+                facts = _check_smtp(check, server, context, sasl, timeout, email=email, send_to=send_to,
+                                    actor=actor)
+            return True, check.step, facts
         except (_Failed, OSError, EOFError, ValueError, OverflowError, imaplib.IMAP4.error,
                 poplib.error_proto) as error:
             if deadline.expired:  # whatever the cut-off connection raised, the cause is the deadline
@@ -224,40 +215,36 @@ def _words(value):
 
 
 def _describe(error, server, timeout):
-    """A clear sentence for what went wrong: the server's words when it spoke, else what the network did."""
-    values = {"host": server.host, "port": server.port, "server": server, "seconds": timeout,
+    """What went wrong, as facts: the server's words when it spoke, else what the network did."""
+    values = {"host": server.host, "port": server.port, "server": str(server), "seconds": timeout,
               "reason": _words(getattr(error, "reason", None) or getattr(error, "strerror", None) or error)}
-    if isinstance(error, deadlines.DeadlineExceeded):
-        return _("%(server)s took too long: the dialogue did not end within %(seconds)s seconds.") % values
     if isinstance(error, _Failed | imaplib.IMAP4.error | poplib.error_proto):
-        return _words(error)
+        return {"detail": _words(error)}
     if isinstance(error, smtplib.SMTPRecipientsRefused):
-        return "; ".join(f"{address}: {code} {_words(words)}" for address, (code, words) in error.recipients.items())
+        return {"detail": "; ".join(f"{address}: {code} {_words(words)}"
+                                    for address, (code, words) in error.recipients.items())}
     if isinstance(error, smtplib.SMTPResponseException):
-        return _words(error)
+        return {"detail": _words(error)}
     if isinstance(error, smtplib.SMTPNotSupportedError | smtplib.SMTPException) and not isinstance(
         error, smtplib.SMTPServerDisconnected
     ):
-        return _words(error)
-    if isinstance(error, socket.gaierror):
-        return _("The host name %(host)s could not be found (%(reason)s).") % values
-    if isinstance(error, ConnectionRefusedError):
-        return _("%(host)s refused the connection on port %(port)s: is the port right, and the server running?") % (
-            values
-        )
-    if isinstance(error, TimeoutError):
-        return _("No answer from %(server)s within %(seconds)s seconds: check the port and the security "
-                 "(TLS or STARTTLS), or a firewall.") % values
+        return {"detail": _words(error)}
     if isinstance(error, ssl.SSLCertVerificationError):
-        return _("The server's certificate could not be verified (%(reason)s). Turn off “verify server "
-                 "certificate” only for a local test server.") % {"reason": _words(error.verify_message or error)}
-    if isinstance(error, ssl.SSLError):
-        return _("TLS with %(server)s failed (%(reason)s): check that this port expects this security "
-                 "(TLS or STARTTLS).") % values
-    if isinstance(error, smtplib.SMTPServerDisconnected | EOFError | ConnectionResetError):
-        return _("%(server)s closed the connection (%(reason)s).") % values
-    if isinstance(error, ValueError):
-        return _("%(server)s: %(reason)s") % values
-    return _("Could not talk to %(server)s: %(reason)s") % values
+        values["reason"] = _words(error.verify_message or error)
+    return {"message": _network_message(error), **values}
 
 
+def _network_message(error):
+    for kind, message in (
+        (deadlines.DeadlineExceeded, "net.too_slow"),
+        (socket.gaierror, "net.host_not_found"),
+        (ConnectionRefusedError, "net.refused"),
+        (TimeoutError, "net.timeout"),
+        (ssl.SSLCertVerificationError, "net.certificate"),
+        (ssl.SSLError, "net.tls"),
+        (smtplib.SMTPServerDisconnected | EOFError | ConnectionResetError, "net.closed"),
+        (ValueError, "net.value"),
+    ):
+        if isinstance(error, kind):
+            return message
+    return "net.other"

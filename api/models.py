@@ -39,3 +39,14 @@ class ApiClient(models.Model):
     def actor(self):
         """How token events name this client."""
         return f"api:{self.name}"[:150]
+
+
+class KeyFailures(models.Model):
+    """Wrong API keys from one address in the current window (api/throttle.py). Written only on failures."""
+
+    address = models.CharField(max_length=64, unique=True)
+    window_start = models.DateTimeField(db_index=True)
+    failures = models.PositiveIntegerField(default=0)
+
+    def __str__(self):
+        return f"{self.address}: {self.failures} since {self.window_start:%H:%M:%S}"

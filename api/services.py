@@ -13,8 +13,9 @@ from django.utils.translation import gettext as _
 from django.views.decorators.debug import sensitive_variables
 
 from accounts import services as account_services
-from accounts.models import Account, TokenEvent
+from accounts.models import TokenEvent
 
+from . import throttle
 from .models import ApiClient
 
 KEY_TAG = "om"
@@ -63,16 +64,21 @@ def api_client_revoke(*, client, actor):
 
 
 @sensitive_variables("key")
-def api_client_authenticate(*, key):
-    """The active client whose key this is; ApiError 401 otherwise."""
+def api_client_authenticate(*, key, address):
+    """The active client whose key this is; ApiError 401 otherwise, 429 while `address` (the caller's)
+    is throttled for presenting too many wrong keys (api/throttle.py)."""
+    if wait := throttle.retry_after(address=address):
+        raise ApiError(_("Too many wrong API keys from this address: try again in %(seconds)d seconds.")
+                       % {"seconds": wait}, status=429, code="too_many_attempts", headers={"Retry-After": str(wait)})
     refused = ApiError(_("A valid API key is required: Authorization: Bearer <key>."), status=401,
                        code="unauthorized", headers={"WWW-Authenticate": 'Bearer realm="oauthmail"'})
-    tag, _sep, rest = (key or "").partition("_")
+    if not key:
+        raise refused  # no key at all is a misconfigured program, not a guess
+    tag, _sep, rest = key.partition("_")
     prefix, _sep, secret = rest.partition("_")
-    if tag != KEY_TAG or not prefix or not secret:
-        raise refused
-    client = ApiClient.objects.filter(key_prefix=prefix).first()
+    client = ApiClient.objects.filter(key_prefix=prefix).first() if tag == KEY_TAG and prefix and secret else None
     if client is None or not hmac.compare_digest(client.key_hash, _digest(key)) or not client.is_active:
+        throttle.record_failure(address=address)
         raise refused
     ApiClient.objects.filter(pk=client.pk).update(last_used_at=timezone.now())
     return client
@@ -81,12 +87,13 @@ def api_client_authenticate(*, key):
 @sensitive_variables("token")
 def api_token_read(*, client, identifier):
     """A valid token of the account for the client (see token_get: refreshed first when it expires within
-    OAUTHMAIL_MIN_TOKEN_VALIDITY; when the account is failing, `warning` says so)."""
-    account = Account.objects.select_related("application").filter(identifier=identifier).first()
+    OAUTHMAIL_MIN_TOKEN_VALIDITY; when the account is failing, `warning` says so).
+
+    An account the client may not read and one that does not exist get the same 403: a client must not
+    learn which identifiers exist.
+    """
+    account = client.accounts.select_related("application").filter(identifier=identifier).first()
     if account is None:
-        raise ApiError(_("No account with identifier “%(identifier)s”.") % {"identifier": identifier},
-                       status=404, code="not_found")
-    if not client.accounts.filter(pk=account.pk).exists():
         raise ApiError(_("This API client may not read the account “%(identifier)s”.") % {"identifier": identifier},
                        status=403, code="forbidden")
     try:
@@ -94,10 +101,8 @@ def api_token_read(*, client, identifier):
     except account_services.TokenUnavailable as error:
         headers = {"Retry-After": str(RETRY_AFTER_BUSY)} if error.code == "busy" else {}
         raise ApiError(str(error), status=STATUS_FOR.get(error.code, 500), code=error.code, headers=headers) from None
-    account_services.log_event(
-        account=account, actor=client.actor, kind=TokenEvent.Kind.READ,
-        outcome=_("Token read by API client %(name)s.") % {"name": client.name},
-    )
+    account_services.log_event(account=account, actor=client.actor, kind=TokenEvent.Kind.READ, code="token.read",
+                               params={"name": client.name})
     app = account.application
     answer = {
         "access_token": token,

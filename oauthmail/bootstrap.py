@@ -15,6 +15,9 @@ SECRET_KEY={secret_key}
 OAUTHMAIL_ENCRYPTION_KEYS={encryption_key}
 DEBUG=False
 ALLOWED_HOSTS=127.0.0.1,localhost
+# Behind an HTTPS reverse proxy: secure cookies, HSTS, redirect to https (see README, Security).
+# OAUTHMAIL_HTTPS=true
+# CSRF_TRUSTED_ORIGINS=https://oauthmail.example.com
 # DATABASE_URL=postgres://user:password@127.0.0.1:5432/oauthmail   (default: db.sqlite3 beside manage.py)
 # TIME_ZONE=Europe/Paris
 # LANGUAGE_CODE=fr

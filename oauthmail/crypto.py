@@ -13,9 +13,15 @@ from django.db.models.query_utils import DeferredAttribute
 from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 
+from .texts import render
+
 
 class DecryptionError(Exception):
-    """A stored secret that none of the configured keys can decrypt."""
+    """A stored secret that none of the configured keys can decrypt; `what` names it."""
+
+    def __init__(self, message, *, what=""):
+        super().__init__(message)
+        self.what = what
 
 
 @lru_cache(maxsize=4)
@@ -32,16 +38,11 @@ def encrypt(value: str) -> str:
 
 
 def decrypt(ciphertext: str, *, what="") -> str:
+    what = what or gettext("a secret")
     try:
         return fernet().decrypt(ciphertext.encode()).decode()
     except InvalidToken:
-        raise DecryptionError(
-            gettext(
-                "Cannot decrypt %(what)s: none of the keys in OAUTHMAIL_ENCRYPTION_KEYS fits. "
-                "Restore the key it was encrypted with (it may have been removed too early)."
-            )
-            % {"what": what or gettext("a secret")}
-        ) from None
+        raise DecryptionError(render("token.decryption", {"what": what}), what=what) from None
 
 
 def rotate(ciphertext: str) -> str:

@@ -4,9 +4,11 @@ A missing or malformed required setting stops start-up with one line naming it.
 """
 import os
 import sys
+from datetime import timedelta
 from pathlib import Path
 
 import environ
+from csp.constants import NONE, SELF
 from django.utils.translation import gettext_lazy as _
 
 BASE_DIR = Path(__file__).resolve().parent.parent
@@ -101,15 +103,20 @@ USE_TZ = True
 LOCALE_PATHS = [BASE_DIR / "locale"]
 
 INSTALLED_APPS = [
-    "django.contrib.admin",
+    "oauthmail.apps.OAuthmailAdminConfig",  # django.contrib.admin, opening on the dashboard
     "django.contrib.auth",
     "django.contrib.contenttypes",
     "django.contrib.sessions",
     "django.contrib.messages",
     "django.contrib.staticfiles",
+    "csp",
+    "axes",
     "providers",
     "accounts",
     "api",
+    "relay",
+    "monitoring",
+    "alerts",
 ]
 
 MIDDLEWARE = [
@@ -122,6 +129,8 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "csp.middleware.CSPMiddleware",
+    "axes.middleware.AxesMiddleware",  # last, as django-axes asks: turns a locked-out sign-in into its page
 ]
 
 ROOT_URLCONF = "oauthmail.urls"
@@ -142,12 +151,61 @@ TEMPLATES = [
     },
 ]
 
+# Admin sign-in throttled against password guessing (django-axes): after OAUTHMAIL_LOGIN_FAILURES wrong
+# passwords for one user from one address, that user is locked out from there for
+# OAUTHMAIL_LOGIN_COOLOFF_MINUTES (every new try restarts the wait). `manage.py axes_reset_username NAME`
+# (or the admin's Axes › Access attempts) unlocks earlier. The address is oauthmail.client_ip's.
+AUTHENTICATION_BACKENDS = [
+    "oauthmail.auth.LoginThrottleBackend",
+    "django.contrib.auth.backends.ModelBackend",
+]
+AXES_FAILURE_LIMIT = _setting("OAUTHMAIL_LOGIN_FAILURES", lambda: env.int("OAUTHMAIL_LOGIN_FAILURES", default=5))
+AXES_COOLOFF_TIME = _setting(
+    "OAUTHMAIL_LOGIN_COOLOFF_MINUTES",
+    lambda: timedelta(minutes=env.float("OAUTHMAIL_LOGIN_COOLOFF_MINUTES", default=15)),
+)
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+AXES_RESET_ON_SUCCESS = True
+AXES_CLIENT_IP_CALLABLE = "oauthmail.client_ip.client_ip"
+AXES_LOCKOUT_CALLABLE = "oauthmail.auth.locked_out"
+AXES_VERBOSE = False
+
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
     {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
     {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
     {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
 ]
+
+# Behind HTTPS (a reverse proxy terminating TLS and setting X-Forwarded-Proto): secure cookies, HSTS and a
+# redirect of plain HTTP. With it, DEBUG off and a real SECRET_KEY, `manage.py check --deploy` is clean.
+OAUTHMAIL_HTTPS = _setting("OAUTHMAIL_HTTPS", lambda: _bool("OAUTHMAIL_HTTPS", False))
+if OAUTHMAIL_HTTPS:
+    SESSION_COOKIE_SECURE = CSRF_COOKIE_SECURE = True
+    SECURE_SSL_REDIRECT = True
+    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+    SECURE_HSTS_SECONDS = 365 * 24 * 3600
+    SECURE_HSTS_INCLUDE_SUBDOMAINS = SECURE_HSTS_PRELOAD = True
+
+# Content-Security-Policy (django-csp): scripts, styles, images and fetches from this site only, no inline
+# script or style (ours are static files), no plugin, no framing. form-action stays open: Init. Token's
+# browser sign-in posts to oauthmail, which redirects to Microsoft's or Google's sign-in page.
+CONTENT_SECURITY_POLICY = {
+    "DIRECTIVES": {
+        "default-src": [SELF],
+        "script-src": [SELF],
+        "style-src": [SELF],
+        "img-src": [SELF, "data:"],
+        "connect-src": [SELF],
+        "font-src": [SELF],
+        "object-src": [NONE],
+        "base-uri": [SELF],
+        "frame-ancestors": [NONE],
+    },
+}
+
+# Secrets stay out of error pages and reports even with DEBUG on (oauthmail/debug.py).
+DEFAULT_EXCEPTION_REPORTER_FILTER = "oauthmail.debug.SecretsHiddenFilter"
 
 STATIC_URL = "static/"
 STATIC_ROOT = BASE_DIR / "staticfiles"
@@ -173,13 +231,82 @@ OAUTHMAIL_MIN_TOKEN_VALIDITY = _setting(
 OAUTHMAIL_RETRY_ATTEMPTS = _setting("OAUTHMAIL_RETRY_ATTEMPTS", lambda: env.int("OAUTHMAIL_RETRY_ATTEMPTS", default=3))
 OAUTHMAIL_RETRY_BACKOFF = _setting("OAUTHMAIL_RETRY_BACKOFF", lambda: env.float("OAUTHMAIL_RETRY_BACKOFF", default=2.0))
 
+# The token API: wrong keys from one address within a minute before it gets 429 (api/throttle.py).
+OAUTHMAIL_API_KEY_FAILURES = _setting(
+    "OAUTHMAIL_API_KEY_FAILURES", lambda: env.int("OAUTHMAIL_API_KEY_FAILURES", default=20)
+)
+# Reverse proxies in front of oauthmail that append the client's address to X-Forwarded-For: the client
+# address used for throttling (API keys, admin sign-in) is the entry that many places from the end.
+# 0: REMOTE_ADDR, and X-Forwarded-For is ignored (a client could write anything there).
+OAUTHMAIL_PROXY_COUNT = _setting("OAUTHMAIL_PROXY_COUNT", lambda: env.int("OAUTHMAIL_PROXY_COUNT", default=0))
+
 # Django's own e-mail (and any project's that installs oauthmail) through this account's SMTP server,
-# with XOAUTH2: set it to an account identifier. Blank: Django's usual EMAIL_BACKEND settings.
+# with XOAUTH2: set it to an account identifier. Blank: EMAIL_URL (smtp+tls://USER:PASSWORD@HOST:587),
+# else Django's default (an SMTP server on localhost:25).
 OAUTHMAIL_EMAIL_ACCOUNT = env.str("OAUTHMAIL_EMAIL_ACCOUNT", default="")
+# With OAUTHMAIL_EMAIL_ACCOUNT, the mailbox's own address: Microsoft and Google refuse a From the account may
+# not send as.
+DEFAULT_FROM_EMAIL = SERVER_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="webmaster@localhost")
 if OAUTHMAIL_EMAIL_ACCOUNT:
     EMAIL_BACKEND = "accounts.mail.OAuth2EmailBackend"
-    # The mailbox's own address: Microsoft and Google refuse a From the account may not send as.
-    DEFAULT_FROM_EMAIL = SERVER_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="webmaster@localhost")
+elif env.str("EMAIL_URL", default=""):
+    vars().update(_setting("EMAIL_URL", lambda: env.email_url("EMAIL_URL")))
+
+# Health: refresh_tokens is overdue (dashboard, alerts, metrics) when it has not finished a run for this long.
+OAUTHMAIL_REFRESH_OVERDUE_MINUTES = _setting(
+    "OAUTHMAIL_REFRESH_OVERDUE_MINUTES", lambda: env.int("OAUTHMAIL_REFRESH_OVERDUE_MINUTES", default=30)
+)
+# prune_events keeps this many days of token events, refresh runs and alerts by default.
+OAUTHMAIL_EVENT_RETENTION_DAYS = _setting(
+    "OAUTHMAIL_EVENT_RETENTION_DAYS", lambda: env.int("OAUTHMAIL_EVENT_RETENTION_DAYS", default=365)
+)
+# /metrics answers only with "Authorization: Bearer <this>"; blank: /metrics does not exist (404).
+OAUTHMAIL_METRICS_TOKEN = env.str("OAUTHMAIL_METRICS_TOKEN", default="")
+
+# The SMTP relay (`manage.py smtp_relay`, relay/): devices that only know a user and a password send
+# through it; it forwards with the account's token. Addresses are HOST:PORT, comma-separated ([::]:587).
+def _listen(name, default):
+    addresses = []
+    for item in filter(None, (item.strip() for item in env.list(name, default=default))):
+        host, sep, port = item.rpartition(":")
+        if not sep or not port.isdigit() or not 0 < int(port) < 65536:
+            raise ValueError(f"{item!r} is not HOST:PORT")
+        addresses.append((host.strip("[]") or "0.0.0.0", int(port)))
+    return addresses
+
+
+def _networks(name):
+    import ipaddress
+
+    return [ipaddress.ip_network(item.strip(), strict=False) for item in env.list(name, default=[]) if item.strip()]
+
+
+OAUTHMAIL_RELAY_LISTEN = _setting("OAUTHMAIL_RELAY_LISTEN", lambda: _listen("OAUTHMAIL_RELAY_LISTEN", ["0.0.0.0:587"]))
+OAUTHMAIL_RELAY_TLS_LISTEN = _setting(
+    "OAUTHMAIL_RELAY_TLS_LISTEN", lambda: _listen("OAUTHMAIL_RELAY_TLS_LISTEN", ["0.0.0.0:465"])
+)
+OAUTHMAIL_RELAY_TLS_CERT = env.str("OAUTHMAIL_RELAY_TLS_CERT", default="")  # PEM: certificate, then its chain
+OAUTHMAIL_RELAY_TLS_KEY = env.str("OAUTHMAIL_RELAY_TLS_KEY", default="")
+# Devices on these networks may log in without TLS (e.g. 127.0.0.0/8); nobody else ever may.
+OAUTHMAIL_RELAY_PLAINTEXT_NETWORKS = _setting(
+    "OAUTHMAIL_RELAY_PLAINTEXT_NETWORKS", lambda: _networks("OAUTHMAIL_RELAY_PLAINTEXT_NETWORKS")
+)
+OAUTHMAIL_RELAY_HOSTNAME = env.str("OAUTHMAIL_RELAY_HOSTNAME", default="")  # blank: the machine's name
+OAUTHMAIL_RELAY_MAX_MESSAGE_MB = _setting(
+    "OAUTHMAIL_RELAY_MAX_MESSAGE_MB", lambda: env.float("OAUTHMAIL_RELAY_MAX_MESSAGE_MB", default=35.0)
+)
+# Every exchange with the upstream server (log in; one message) must end within this many seconds.
+OAUTHMAIL_RELAY_UPSTREAM_TIMEOUT = _setting(
+    "OAUTHMAIL_RELAY_UPSTREAM_TIMEOUT", lambda: env.float("OAUTHMAIL_RELAY_UPSTREAM_TIMEOUT", default=60.0)
+)
+# Exchange Online accepts 3 simultaneous SMTP submissions per mailbox (more get 432 4.3.2).
+OAUTHMAIL_RELAY_UPSTREAM_CONNECTIONS = _setting(
+    "OAUTHMAIL_RELAY_UPSTREAM_CONNECTIONS", lambda: env.int("OAUTHMAIL_RELAY_UPSTREAM_CONNECTIONS", default=3)
+)
+OAUTHMAIL_RELAY_UPSTREAM_IDLE = _setting(
+    "OAUTHMAIL_RELAY_UPSTREAM_IDLE", lambda: env.float("OAUTHMAIL_RELAY_UPSTREAM_IDLE", default=30.0)
+)
+OAUTHMAIL_RELAY_WORKERS = _setting("OAUTHMAIL_RELAY_WORKERS", lambda: env.int("OAUTHMAIL_RELAY_WORKERS", default=8))
 
 LOGGING = {
     "version": 1,
@@ -191,6 +318,9 @@ LOGGING = {
         "msal": {"level": "WARNING"},
         "urllib3": {"level": "WARNING"},
         "google": {"level": "WARNING"},
+        # aiosmtpd logs every command line at INFO, AUTH PLAIN's credentials included.
+        "mail.log": {"level": "WARNING"},
+        "axes": {"level": "WARNING"},  # a lock-out is logged (WARNING); not each attempt's bookkeeping
     },
 }
 

@@ -6,16 +6,18 @@ from django.utils.translation import gettext_lazy as _
 from django.utils.translation import ngettext
 from django.views.decorators.debug import sensitive_post_parameters
 
+from oauthmail.times import local
+
 from .forms import ApplicationForm
 from .models import Application
 
-WHO_WHEN = (_("Who, when"), {"fields": ["created_at", "created_by", "updated_at", "updated_by"]})
+WHO_WHEN = (_("Who, when"), {"fields": ["created_when", "created_by", "updated_when", "updated_by"]})
 
 
 class AuditedAdmin(admin.ModelAdmin):
     """Stamps who created and changed a record, and shows it read-only."""
 
-    audit_fields = ["created_at", "created_by", "updated_at", "updated_by"]
+    audit_fields = ["created_when", "created_by", "updated_when", "updated_by"]
 
     def save_model(self, request, obj, form, change):
         obj.stamp(request.user)
@@ -26,6 +28,14 @@ class AuditedAdmin(admin.ModelAdmin):
         if obj is not None:
             fields.append("identifier")  # entered at creation only
         return fields
+
+    @admin.display(description=_("created at"))
+    def created_when(self, obj):
+        return local(obj.created_at) if obj and obj.created_at else "-"
+
+    @admin.display(description=_("updated at"))
+    def updated_when(self, obj):
+        return local(obj.updated_at) if obj and obj.updated_at else "-"
 
 
 @admin.register(Application)
@@ -81,9 +91,9 @@ class ApplicationAdmin(AuditedAdmin):
         if days is None:
             return _("set (expiry date unknown)")
         if days < 0:
-            return format_html('<strong style="color:#ba2121">{}</strong>', _("set, EXPIRED"))
+            return format_html('<strong class="oauthmail-alert">{}</strong>', _("set, EXPIRED"))
         text = ngettext("set, expires in %(days)d day", "set, expires in %(days)d days", days) % {"days": days}
-        return format_html('<strong style="color:#ba2121">{}</strong>', text) if days <= 30 else text
+        return format_html('<strong class="oauthmail-alert">{}</strong>', text) if days <= 30 else text
 
     @admin.display(description=_("certificate"))
     def certificate_status(self, obj):

@@ -12,6 +12,8 @@ from datetime import datetime, timedelta
 
 from django.utils import timezone
 
+from oauthmail.texts import facts_text
+
 DEVICE_CODE = "device_code"
 CLIENT_CREDENTIALS = "client_credentials"
 AUTHORIZATION_CODE = "authorization_code"
@@ -19,16 +21,38 @@ APP_ONLY_FLOWS = {CLIENT_CREDENTIALS}
 
 
 class ProviderError(Exception):
-    def __init__(self, message, *, code="", permanent=False, reauth=False, retry_after=None):
-        super().__init__(message)
-        self.message = message
+    """A failed token operation.
+
+    `text` is the code of our sentence for it in oauthmail/texts.py and `params` its facts;
+    `detail` is the provider's own words; `code` the provider's code (AADSTS50173, invalid_grant,
+    HTTP 503 ...). The message is written in the active language whenever it is read, and
+    `facts()` keeps it for later (an event, an account's last error) to be shown in the reader's.
+    A plain `message` (no `text`) is kept as it is.
+    """
+
+    def __init__(self, message="", *, code="", permanent=False, reauth=False, retry_after=None, text="",
+                 params=None, detail=""):
+        super().__init__(message or text)
+        self._message = message
+        self.text = text
+        self.params = params or {}
+        self.detail = detail
         self.code = code
         self.permanent = permanent or reauth
         self.reauth = reauth
         self.retry_after = retry_after
 
+    def facts(self):
+        facts = {**self.params, "message": self.text, "detail": self.detail or self._message,
+                 "provider_code": self.code}
+        return {key: value for key, value in facts.items() if value not in ("", None)}
+
+    @property
+    def message(self):
+        return facts_text(self.facts())
+
     def __str__(self):
-        return f"{self.message} ({self.code})" if self.code and self.code not in self.message else self.message
+        return self.message
 
 
 class Pending(Exception):

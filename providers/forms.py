@@ -1,5 +1,7 @@
 from django import forms
+from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
+from django.views.decorators.debug import sensitive_variables
 
 from .credentials import read_certificate, read_service_account
 from .models import Application
@@ -43,6 +45,16 @@ class ApplicationForm(forms.ModelForm):
             "authority_url", "scopes", "google_testing", "comments",
         ]
 
+    def clean_client_secret_expires_on(self):
+        expires_on = self.cleaned_data.get("client_secret_expires_on")
+        if expires_on and "client_secret_expires_on" in self.changed_data and expires_on < timezone.localdate():
+            raise forms.ValidationError(_(
+                "This date is in the past: enter the day the secret expires, shown in Entra ID (Certificates & "
+                "secrets) or Google Cloud. An expired secret must be replaced first."
+            ))
+        return expires_on
+
+    @sensitive_variables()
     def clean(self):
         cleaned = super().clean()
         if cleaned.get("new_client_secret") and cleaned.get("clear_client_secret"):
@@ -64,6 +76,7 @@ class ApplicationForm(forms.ModelForm):
                 self.add_error("service_account_file", error)
         return cleaned
 
+    @sensitive_variables()
     def _post_clean(self):
         super()._post_clean()
         app, data = self.instance, self.cleaned_data
@@ -84,6 +97,7 @@ class ApplicationForm(forms.ModelForm):
             app.service_account_key, app.service_account_email = self._service_account
 
 
+@sensitive_variables()
 def _read(upload):
     if upload.size > MAX_UPLOAD:
         raise forms.ValidationError(_("The file is too large for a key or certificate."))

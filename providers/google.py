@@ -14,9 +14,11 @@ import google.oauth2.service_account
 import oauthlib.oauth2
 import requests
 from django.conf import settings
-from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
+from django.views.decorators.debug import sensitive_variables
 from google_auth_oauthlib.flow import Flow
+
+from oauthmail.texts import TEXTS
 
 from . import http
 from .base import AUTHORIZATION_CODE, CLIENT_CREDENTIALS, AuthRedirect, Provider, ProviderError, TokenSet, expires_in
@@ -24,23 +26,13 @@ from .base import AUTHORIZATION_CODE, CLIENT_CREDENTIALS, AuthRedirect, Provider
 MAIL_SCOPE = "https://mail.google.com/"
 IDENTITY_SCOPES = ["openid", "email"]
 REAUTH_ERRORS = ("invalid_grant", "access_denied")
-PLAIN_ERRORS = {
-    "invalid_grant": gettext_lazy("Google refused the grant: the mailbox must be signed in again (Init. Token)."),
-    "invalid_client": gettext_lazy("Google refused the application's client ID or secret."),
-    "unauthorized_client": gettext_lazy(
-        "Google refused this client for this grant (for a service account: is domain-wide delegation granted "
-        "for these scopes in the Admin console?)."
-    ),
-    "access_denied": gettext_lazy("Access was denied."),
-    "invalid_scope": gettext_lazy("Google refused the requested scopes."),
-}
 
 
 def _error(error, description=""):
-    plain = str(PLAIN_ERRORS.get(error, _("Google answered with an error.")))
+    """Our words for Google's `error` (oauthmail/texts.py), then Google's own description."""
     return ProviderError(
-        f"{plain} {description or error}".strip(), code=error,
-        permanent=error not in ("temporarily_unavailable", "server_error", "internal_failure"),
+        text=f"google.{error}" if f"google.{error}" in TEXTS else "google.error", detail=description or error,
+        code=error, permanent=error not in ("temporarily_unavailable", "server_error", "internal_failure"),
         reauth=error in REAUTH_ERRORS,
     )
 
@@ -49,13 +41,11 @@ def _transport_error(exc):
     if isinstance(exc, google.auth.exceptions.TransportError) and isinstance(exc.__cause__, Exception):
         exc = exc.__cause__  # what our HTTP client raised
     if isinstance(exc, http.ExchangeTimeout):
-        return ProviderError(str(exc), code="timeout")
+        return ProviderError(text=exc.text, params=exc.params, code="timeout")
     if isinstance(exc, http.TransientHTTPError):
-        return ProviderError(
-            _("Google is unavailable (HTTP %(status)s); it will be tried again.") % {"status": exc.status},
-            code=f"HTTP {exc.status}", retry_after=exc.retry_after,
-        )
-    return ProviderError(_("Could not reach Google: %(error)s") % {"error": type(exc).__name__}, code="network")
+        return ProviderError(text="google.unavailable", params={"status": exc.status}, code=f"HTTP {exc.status}",
+                             retry_after=exc.retry_after)
+    return ProviderError(text="google.unreachable", params={"error": type(exc).__name__}, code="network")
 
 
 class _Transport(google.auth.transport.requests.Request):
@@ -87,6 +77,7 @@ class GoogleProvider(Provider):
         except (http.TransientHTTPError, requests.RequestException, ValueError) as exc:
             raise _transport_error(exc) from None
 
+    @sensitive_variables("config")
     def _flow(self, app, *, redirect_uri, code_verifier=None):
         endpoints = self._endpoints(app)
         config = {"web": {
@@ -104,10 +95,7 @@ class GoogleProvider(Provider):
 
     def begin(self, app, *, flow, login_hint="", redirect_uri="", state=""):
         if flow != AUTHORIZATION_CODE:
-            raise ProviderError(
-                _("Google mail cannot use the device-code flow: use the browser sign-in."), code="unsupported_flow",
-                permanent=True,
-            )
+            raise ProviderError(text="google.unsupported_flow", code="unsupported_flow", permanent=True)
         oauth_flow = self._flow(app, redirect_uri=redirect_uri)
         url, _state = oauth_flow.authorization_url(
             state=state, access_type="offline", prompt="consent", login_hint=login_hint,
@@ -126,19 +114,29 @@ class GoogleProvider(Provider):
                 code=response.get("code", ""), timeout=settings.OAUTHMAIL_HTTP_TIMEOUT,
                 include_client_id=True,
             )
+        except Warning as changed:
+            # oauthlib raises "Scope has changed" as an exception (unless OAUTHLIB_RELAX_TOKEN_SCOPE is set)
+            # whenever the answer's scopes differ from those asked, even in form only: Google writes `email`
+            # as .../auth/userinfo.email and leaves `openid` out. The tokens come with it: judge them below.
+            token = getattr(changed, "token", None)
+            if token is None:
+                raise
         except oauthlib.oauth2.OAuth2Error as exc:
             raise _error(exc.error, exc.description or "") from None
         except (http.TransientHTTPError, requests.RequestException) as exc:
             raise _transport_error(exc) from None
         except ValueError:  # oauthlib could not read the answer (not JSON: a proxy's or a server's error page)
-            raise ProviderError(_("Google's answer could not be read; try again."), code="bad_response") from None
+            raise ProviderError(text="google.bad_response", code="bad_response") from None
+        granted = token.get("scope", [])
+        granted = granted if isinstance(granted, list) else str(granted or "").split()
+        _require_granted(app.delegated_scopes(), granted)
         claims = _id_token_claims(token["id_token"]) if token.get("id_token") else {}
         return TokenSet(
             access_token=token["access_token"],
             expires_at=expires_in(token.get("expires_in", 3600)),
             refresh_token=token.get("refresh_token", ""),
             signed_in_as=claims.get("email", ""),
-            scopes=token.get("scope", []) if isinstance(token.get("scope"), list) else str(token.get("scope")).split(),
+            scopes=granted,
         )
 
     def refresh(self, app, *, flow, refresh_token, subject=""):
@@ -154,12 +152,10 @@ class GoogleProvider(Provider):
             refresh_token=credentials.refresh_token or refresh_token,
         )
 
+    @sensitive_variables("info", "credentials")
     def _service_account_token(self, app, *, subject):
         if not app.service_account_key:
-            raise ProviderError(
-                _("App-only access to Google needs a service account key on the application."),
-                code="no_service_account", permanent=True,
-            )
+            raise ProviderError(text="google.no_service_account", code="no_service_account", permanent=True)
         info = json.loads(app.service_account_key)
         info["token_uri"] = self._endpoints(app)["token_endpoint"]
         credentials = google.oauth2.service_account.Credentials.from_service_account_info(
@@ -183,6 +179,17 @@ class GoogleProvider(Provider):
         if app.google_testing:
             return issued_at + self.testing_refresh_token_lifetime
         return now + self.refresh_token_idle_lifetime
+
+
+def _require_granted(asked, granted):
+    """Every scope asked for but the identity ones (which Google rewords or leaves out) must be granted: a
+    user may untick Gmail on Google's consent screen, and a token without it opens no mailbox."""
+    if not granted:  # no scope in the answer: RFC 6749 5.1, the scopes asked for were granted
+        return
+    missing = [scope for scope in asked if scope not in IDENTITY_SCOPES + ["profile"] and scope not in granted]
+    if missing:
+        raise ProviderError(text="google.scope_not_granted", params={"scopes": ", ".join(missing)},
+                            code="scope_not_granted", permanent=True)
 
 
 def _id_token_claims(id_token):

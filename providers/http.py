@@ -22,9 +22,9 @@ import requests.adapters
 import urllib3
 import urllib3.connection
 from django.conf import settings
-from django.utils.translation import gettext as _
 
 from oauthmail import deadlines
+from oauthmail.texts import render
 
 DISCOVERY_TTL = 3600
 _discovery_cache = {}
@@ -47,10 +47,14 @@ def _retry_after(response):
 
 
 class ExchangeTimeout(deadlines.DeadlineExceeded, requests.exceptions.Timeout):
-    """A request did not finish in time (or was cancelled because the process is stopping)."""
+    """A request did not finish in time (or was cancelled because the process is stopping). `text` and
+    `params` are its sentence in oauthmail/texts.py and their facts."""
 
-    def __init__(self, message, *, seconds=None, cancelled=False, request=None):
-        deadlines.DeadlineExceeded.__init__(self, message, seconds=seconds, cancelled=cancelled)
+    def __init__(self, *, host, seconds, cancelled=False, request=None):
+        self.text = "provider.cancelled" if cancelled else "provider.too_slow"
+        self.params = {"host": host, "seconds": f"{seconds:.3g}"}
+        deadlines.DeadlineExceeded.__init__(self, render(self.text, self.params), seconds=seconds,
+                                            cancelled=cancelled)
         self.request, self.response = request, None  # as requests' own exceptions have them
 
 
@@ -88,10 +92,6 @@ class _HTTPSPool(urllib3.HTTPSConnectionPool):
 POOLS = {"http": _HTTPPool, "https": _HTTPSPool}
 
 
-def _seconds(value):
-    return f"{value:.3g}"
-
-
 class DeadlineAdapter(requests.adapters.HTTPAdapter):
     """requests' adapter, with each request bounded as a whole by OAUTHMAIL_HTTP_TIMEOUT and by the
     deadlines the calling thread is inside of. The answer is read in full before send() returns."""
@@ -118,12 +118,7 @@ class DeadlineAdapter(requests.adapters.HTTPAdapter):
             except Exception as exc:
                 if not deadlines.expired():
                     raise
-                if deadlines.cancelled():
-                    message = _("The request to %(host)s was cancelled: oauthmail is stopping.") % {"host": host}
-                else:
-                    message = _("%(host)s took too long to answer: no complete answer within %(seconds)s seconds.") % {
-                        "host": host, "seconds": _seconds(left)}
-                raise ExchangeTimeout(message, seconds=left, cancelled=deadlines.cancelled(),
+                raise ExchangeTimeout(host=host, seconds=left, cancelled=deadlines.cancelled(),
                                       request=request) from exc
         return response
 

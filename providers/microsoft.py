@@ -6,8 +6,10 @@ from datetime import timedelta
 
 import msal
 import requests
-from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
+from django.views.decorators.debug import sensitive_variables
+
+from oauthmail.texts import TEXTS
 
 from . import http
 from .base import (
@@ -32,43 +34,21 @@ APP_ONLY_SCOPES = ["https://outlook.office365.com/.default"]
 PENDING_ERRORS = ("authorization_pending", "slow_down")
 REAUTH_ERRORS = ("invalid_grant", "interaction_required", "consent_required")
 
-# Plain words for the errors an operator meets; the AADSTS code is appended.
-PLAIN_ERRORS = {
-    "authorization_declined": gettext_lazy("The sign-in was declined."),
-    "expired_token": gettext_lazy("The code expired before anyone signed in: start Init. Token again."),
-    "bad_verification_code": gettext_lazy("The device code is not known to Microsoft: start Init. Token again."),
-    "invalid_grant": gettext_lazy(
-        "Microsoft refused the refresh token: the mailbox must be signed in again (Init. Token)."
-    ),
-    "interaction_required": gettext_lazy("Microsoft requires the user to sign in again (Init. Token)."),
-    "consent_required": gettext_lazy("The application needs consent in Entra ID before it can be used."),
-    "invalid_client": gettext_lazy(
-        "Microsoft refused the application's credentials: check the client ID and the client secret "
-        "(it may have expired)."
-    ),
-    "unauthorized_client": gettext_lazy(
-        "The application is not allowed to use this sign-in method (for device code, enable "
-        "“Allow public client flows” in Entra ID)."
-    ),
-    "invalid_scope": gettext_lazy("Microsoft refused the requested scopes."),
-    "invalid_request": gettext_lazy("Microsoft refused the request."),
-    "access_denied": gettext_lazy("Access was denied."),
-}
 AADSTS_RE = re.compile(r"AADSTS\d+")
 
 
 def _error_from(result):
+    """A ProviderError from an OAuth error answer: our words for its `error` (oauthmail/texts.py), then
+    the first line of Microsoft's description, which carries the AADSTS code."""
     error = result.get("error", "unknown_error")
     description = (result.get("error_description") or "").strip().splitlines()
     first_line = description[0] if description else ""
     codes = result.get("error_codes") or []
     match = AADSTS_RE.search(first_line)
     code = match.group(0) if match else (f"AADSTS{codes[0]}" if codes else error)
-    plain = str(PLAIN_ERRORS.get(error, _("Microsoft answered with an error.")))
-    detail = first_line or error
+    text = f"microsoft.{error}" if f"microsoft.{error}" in TEXTS else "microsoft.error"
     return ProviderError(
-        f"{plain} {detail}",
-        code=code,
+        text=text, detail=first_line or error, code=code,
         permanent=error not in ("temporarily_unavailable", "server_error"),
         reauth=error in REAUTH_ERRORS,
     )
@@ -76,16 +56,14 @@ def _error_from(result):
 
 def _transport_error(exc, authority):
     if isinstance(exc, http.ExchangeTimeout):
-        return ProviderError(str(exc), code="timeout")
+        return ProviderError(text=exc.text, params=exc.params, code="timeout")
     if isinstance(exc, http.TransientHTTPError):
         return ProviderError(
-            _("Microsoft is unavailable (HTTP %(status)s); it will be tried again.") % {"status": exc.status},
-            code=f"HTTP {exc.status}",
+            text="microsoft.unavailable", params={"status": exc.status}, code=f"HTTP {exc.status}",
             retry_after=exc.retry_after,
         )
     return ProviderError(
-        _("Could not reach %(authority)s: %(error)s") % {"authority": authority, "error": type(exc).__name__},
-        code="network",
+        text="microsoft.unreachable", params={"authority": authority, "error": type(exc).__name__}, code="network",
     )
 
 
@@ -118,6 +96,7 @@ class MicrosoftProvider(Provider):
             }
         return app.client_secret if app.has_client_secret else None
 
+    @sensitive_variables("credential", "options")
     def _call(self, app, work, *, public=False, app_only=False):
         """Build the msal application and run `work(msal_app)`, turning every failure into ProviderError.
 
@@ -129,11 +108,8 @@ class MicrosoftProvider(Provider):
             options = dict(authority=authority, http_client=http.client, instance_discovery=False)
             credential = None if public else self._credential(app)
             if app_only and credential is None:
-                raise ProviderError(
-                    _("App-only access needs the application's client secret or certificate, and none is set."),
-                    code="no_client_credential",
-                    permanent=True,
-                )
+                raise ProviderError(text="microsoft.no_client_credential", code="no_client_credential",
+                                    permanent=True)
             if credential is None:
                 msal_app = msal.PublicClientApplication(app.client_id, **options)
             else:
@@ -143,17 +119,15 @@ class MicrosoftProvider(Provider):
             raise _transport_error(exc, authority) from None
         except ValueError as exc:  # msal: the authority could not be discovered, or answered non-JSON
             raise ProviderError(
-                _("Microsoft did not accept the authority %(authority)s: %(error)s")
-                % {"authority": authority, "error": str(exc).split(". ")[0]},
-                code="authority",
-                permanent=True,
+                text="microsoft.authority", params={"authority": authority, "error": str(exc).split(". ")[0]},
+                code="authority", permanent=True,
             ) from None
 
     def _tokens(self, result):
         if "error" in result:
             raise _error_from(result)
         if not result.get("access_token"):
-            raise ProviderError(_("Microsoft's answer held no access token."), code="no_access_token", permanent=True)
+            raise ProviderError(text="microsoft.no_access_token", code="no_access_token", permanent=True)
         claims = result.get("id_token_claims") or {}
         refresh_expiry = result.get("refresh_token_expires_in")
         return TokenSet(

@@ -7,7 +7,7 @@ from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 
 from oauthmail.crypto import EncryptedTextField, is_set
-from oauthmail.validators import validate_guid, validate_identifier, validate_microsoft_tenant
+from oauthmail.validators import validate_guid, validate_identifier, validate_microsoft_tenant, validate_visible_text
 
 from .base import CLIENT_CREDENTIALS
 
@@ -49,7 +49,7 @@ class Application(Audited):
         gettext_lazy("identifier"), max_length=100, unique=True, validators=[validate_identifier],
         help_text=validate_identifier.help_text,
     )
-    name = models.CharField(gettext_lazy("name"), max_length=200)
+    name = models.CharField(gettext_lazy("name"), max_length=200, validators=[validate_visible_text])
     provider = models.CharField(
         gettext_lazy("provider"), max_length=20, choices=Provider.choices, default=Provider.MICROSOFT
     )

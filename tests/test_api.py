@@ -59,7 +59,7 @@ def test_each_read_is_an_event_naming_the_client(client, account, key):
     get(client, account.identifier, key)
     event = TokenEvent.objects.filter(account=account, kind=TokenEvent.Kind.READ).get()
     assert event.actor == "api:erp"
-    assert "erp" in event.outcome
+    assert event.code == "token.read" and "erp" in event.text
     assert ApiClient.objects.get(name="erp").last_used_at is not None
 
 
@@ -96,10 +96,11 @@ def test_an_account_the_key_may_not_read_is_403(client, account, key):
     assert response.json()["error"] == "forbidden"
 
 
-def test_no_such_account_is_404(client, key):
-    response = get(client, "nobody", key)
-    assert response.status_code == 404
-    assert response.json()["error"] == "not_found"
+def test_no_such_account_is_the_same_403_as_an_account_the_key_may_not_read(client, account, key):
+    make_account(account.application, identifier="sales", email="sales@contoso.com")
+    missing, forbidden = get(client, "nobody", key), get(client, "sales", key)
+    assert missing.status_code == forbidden.status_code == 403
+    assert missing.json() == {"error": "forbidden", "message": forbidden.json()["message"].replace("sales", "nobody")}
 
 
 def test_an_account_needing_reauthorisation_is_409_reauth_required(client, account, key, idp):

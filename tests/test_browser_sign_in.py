@@ -136,7 +136,7 @@ def test_shared_mailbox_accepts_its_named_sign_in_user(admin_client, idp):
     response = sign_in(admin_client, account)
     account.refresh_from_db()
     assert account.status == Account.Status.ACTIVE
-    assert "shared mailbox" in account.events.get(kind=TokenEvent.Kind.INIT).outcome
+    assert "shared mailbox" in account.events.get(kind=TokenEvent.Kind.INIT).text
     assert "is initialised" in page_text(response)
 
 

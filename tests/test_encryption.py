@@ -7,7 +7,7 @@ from django.core.management import call_command
 from django.db import connection
 
 from accounts.models import Account
-from oauthmail.crypto import DecryptionError
+from oauthmail.crypto import Ciphertext, DecryptionError
 from providers.models import Application
 
 pytestmark = pytest.mark.django_db
@@ -81,3 +81,26 @@ def test_rotation_with_a_missing_key_stops_with_a_clear_error(stored, settings):
     settings.OAUTHMAIL_ENCRYPTION_KEYS = [Fernet.generate_key().decode()]
     with pytest.raises(CommandError, match="none of the keys"):
         call_command("rotate_encryption_keys")
+
+
+def test_rotation_is_all_or_nothing_and_names_the_model_row_and_field(stored, settings):
+    from django.core.management.base import CommandError
+
+    from accounts.models import InitRequest
+
+    app, account = stored
+    old = settings.OAUTHMAIL_ENCRYPTION_KEYS[0]
+    lost = Fernet(Fernet.generate_key())  # a key removed too early
+    Account.objects.filter(pk=account.pk).update(refresh_token=Ciphertext(lost.encrypt(b"x").decode()))
+    request = InitRequest.objects.create(account=account, flow="device_code", started_by="t")
+    InitRequest.objects.filter(pk=request.pk).update(state=Ciphertext(lost.encrypt(b"{}").decode()))
+    raw_before = raw_row("providers_application", app.pk)
+    settings.OAUTHMAIL_ENCRYPTION_KEYS = [Fernet.generate_key().decode(), old]
+    with pytest.raises(CommandError) as error:
+        call_command("rotate_encryption_keys")
+    message = str(error.value)
+    assert "Nothing was re-encrypted" in message
+    assert f"accounts.Account “sales” (pk {account.pk}), field refresh_token" in message
+    assert f"accounts.InitRequest pk {request.pk}, field state" in message
+    assert "field access_token" not in message and "client_secret" not in message
+    assert raw_row("providers_application", app.pk) == raw_before  # the readable values were not rotated

@@ -2,6 +2,7 @@
 
 Every public function is keyword-only.
 """
+from .accounts import AccountBusy, account_delete, account_save
 from .bulk import ImportReport, import_accounts, init_all_new
 from .init import account_init_callback, account_init_poll, account_init_start
 from .refresh import RefreshReport, due_accounts, refresh_due
@@ -17,7 +18,8 @@ from .tokens import (
 )
 
 __all__ = [
-    "ImportReport", "RefreshReport", "TokenUnavailable", "account_init_callback", "account_init_poll",
-    "account_init_start", "due_accounts", "failing_warning", "import_accounts", "init_all_new", "log_event",
-    "min_token_validity", "refresh_due", "token_get", "token_refresh", "xoauth2_payload", "xoauth2_string",
+    "AccountBusy", "ImportReport", "RefreshReport", "TokenUnavailable", "account_delete", "account_init_callback",
+    "account_init_poll", "account_init_start", "account_save", "due_accounts", "failing_warning", "import_accounts",
+    "init_all_new", "log_event", "min_token_validity", "refresh_due", "token_get", "token_refresh",
+    "xoauth2_payload", "xoauth2_string",
 ]

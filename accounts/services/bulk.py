@@ -69,7 +69,11 @@ def import_accounts(*, file, actor):
     """Import the CSV text `file` (an open file or any iterable of lines): all rows, or none."""
     report = ImportReport()
     reader = csv.DictReader(file, skipinitialspace=True)
-    header = [name.strip() for name in reader.fieldnames or []]
+    try:
+        header = [name.strip() for name in reader.fieldnames or []]
+    except csv.Error as error:
+        report.errors.append((1, _("this line cannot be read as CSV: %(error)s.") % {"error": error}))
+        return report
     missing = [name for name in COLUMNS if name not in header]
     unknown = [name for name in header if name not in COLUMNS + OPTIONAL_COLUMNS]
     if missing or unknown:
@@ -84,11 +88,16 @@ def import_accounts(*, file, actor):
         return report
     reader.fieldnames = header
     rows = []
-    for row in reader:
+    for line, row in _records(reader, report):
         if None in row:
-            report.errors.append((reader.line_num, _("more values than columns.")))
+            report.errors.append((line, _("more values than columns.")))
             continue
-        rows.append((reader.line_num, {name: (value or "").strip() for name, value in row.items()}))
+        nul = [name for name, value in row.items() if value and "\x00" in value]
+        if nul:
+            report.errors.append((line, _("%(columns)s: a NUL character (\\0); is this a text file?") % {
+                "columns": ", ".join(nul)}))
+            continue
+        rows.append((line, {name: (value or "").strip() for name, value in row.items()}))
     plans = _plan(rows, report)
     if report.errors:
         return report
@@ -104,6 +113,21 @@ def import_accounts(*, file, actor):
     return report
 
 
+def _records(reader, report):
+    """(line, row) for each record; a record the csv module cannot read (a value over its field limit,
+    a quote never closed) is an error naming the line it starts on, and reading goes on after it."""
+    while True:
+        try:
+            row = next(reader)
+        except StopIteration:
+            return
+        except csv.Error as error:
+            report.errors.append((reader.line_num + 1, _("this line cannot be read as CSV: %(error)s.") % {
+                "error": error}))
+            continue
+        yield reader.line_num, row
+
+
 def _plan(rows, report):
     applications = {app.identifier: app for app in Application.objects.all()}
     existing = {}
@@ -112,6 +136,7 @@ def _plan(rows, report):
         chunk = identifiers[start:start + LOOKUP_CHUNK]
         existing.update((a.identifier, a) for a in Account.objects.filter(identifier__in=chunk))
     first_line = {}
+    mailboxes = {}  # the lower-case address -> (its first spelling, line)
     plans = []
     for line, row in rows:
         identifier = row["identifier"]
@@ -120,6 +145,12 @@ def _plan(rows, report):
                 "identifier": identifier, "line": first_line[identifier]}))
             continue
         first_line.setdefault(identifier, line)
+        spelling, other_line = mailboxes.setdefault(row["email"].lower(), (row["email"], line))
+        if spelling != row["email"]:
+            report.errors.append((line, _("email: %(email)s is the mailbox of line %(line)d, spelled %(spelling)s "
+                                          "there; spell it the same way.") % {
+                "email": row["email"], "line": other_line, "spelling": spelling}))
+            continue
         errors = []
         plan = _plan_row(line, row, applications, existing.get(identifier), errors)
         report.errors.extend((line, message) for message in errors)
@@ -201,6 +232,7 @@ def _apply(plan, actor):
     token_values = {}
     if plan.refresh_token:
         token_values = {"refresh_token": plan.refresh_token, "status": Account.Status.NEW, "last_error": "",
+                        "last_error_code": "", "last_error_params": {},
                         "token_initialized_at": timezone.now(), "token_initialized_by": actor}
     if plan.outcome == "created":
         for name, value in token_values.items():

@@ -8,11 +8,12 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from oauthmail.crypto import DecryptionError
+from oauthmail.texts import facts_text
 from providers.base import AUTHORIZATION_CODE, DEVICE_CODE, Pending, ProviderError
 
 from ..claims import ClaimTimeout, claimed
-from ..models import InitRequest, TokenEvent
-from .tokens import _check_identity, _store_tokens, log_event
+from ..models import Account, InitRequest, TokenEvent
+from .tokens import _check_identity, _store_tokens, error_facts, log_event
 
 AUTH_CODE_LIFETIME = timedelta(minutes=10)
 
@@ -21,13 +22,12 @@ def _init_succeeded(*, request, tokens, actor):
     account = request.account
     _check_identity(account, tokens)
     with claimed(account.pk):
-        shown = tokens.signed_in_as
         if account.sign_in_user:
-            shown = _("%(who)s (for the shared mailbox %(mailbox)s)") % {"who": shown, "mailbox": account.email}
-        _store_tokens(
-            account=account, tokens=tokens, actor=actor, kind=TokenEvent.Kind.INIT,
-            outcome=_("Signed in as %(who)s.") % {"who": shown},
-        )
+            code, params = "token.initialised_shared", {"who": tokens.signed_in_as, "mailbox": account.email}
+        else:
+            code, params = "token.initialised", {"who": tokens.signed_in_as}
+        _store_tokens(account=account, tokens=tokens, actor=actor, kind=TokenEvent.Kind.INIT, code=code,
+                      params=params)
     return _finish(request, InitRequest.Status.SUCCEEDED)
 
 
@@ -47,17 +47,14 @@ def account_init_start(*, account, actor, redirect_uri=""):
         if account.is_app_only:
             with claimed(account.pk):
                 tokens = app.adapter.complete(app, flow=account.flow, state={}, subject=account.email)
-                _store_tokens(
-                    account=account, tokens=tokens, actor=actor, kind=TokenEvent.Kind.INIT,
-                    outcome=_("App-only token obtained."),
-                )
+                _store_tokens(account=account, tokens=tokens, actor=actor, kind=TokenEvent.Kind.INIT,
+                              code="token.initialised_app_only")
             return _finish(request, InitRequest.Status.SUCCEEDED)
         if account.flow == AUTHORIZATION_CODE:
             return _start_browser_sign_in(request, redirect_uri=redirect_uri, actor=actor)
         device = app.adapter.begin(app, flow=DEVICE_CODE, login_hint=account.sign_in_user or account.email)
     except (ProviderError, DecryptionError, ClaimTimeout) as error:
-        log_event(account=account, actor=actor, kind=TokenEvent.Kind.FAILURE, outcome=error)
-        return _finish(request, InitRequest.Status.FAILED, error=str(error))
+        return _failed(request, error, actor=actor)
     request.user_code = device.user_code
     request.verification_uri = device.verification_uri
     request.message = device.message
@@ -66,10 +63,8 @@ def account_init_start(*, account, actor, redirect_uri=""):
     request.next_poll_at = timezone.now() + timedelta(seconds=device.interval)
     request.state = json.dumps(device.state)
     request.save()
-    log_event(
-        account=account, actor=actor, kind=TokenEvent.Kind.INIT_STARTED,
-        outcome=_("Waiting for a sign-in with code %(code)s.") % {"code": device.user_code},
-    )
+    log_event(account=account, actor=actor, kind=TokenEvent.Kind.INIT_STARTED, code="token.sign_in_waiting",
+              params={"code": device.user_code})
     return request
 
 
@@ -84,8 +79,7 @@ def _start_browser_sign_in(request, *, redirect_uri, actor):
     request.expires_at = timezone.now() + AUTH_CODE_LIFETIME
     request.state = json.dumps(redirect.state)
     request.save()
-    log_event(account=account, actor=actor, kind=TokenEvent.Kind.INIT_STARTED,
-              outcome=_("Browser sign-in started."))
+    log_event(account=account, actor=actor, kind=TokenEvent.Kind.INIT_STARTED, code="token.sign_in_started")
     return request
 
 
@@ -105,20 +99,38 @@ def account_init_callback(*, oauth_state, response, actor):
     account = request.account
     try:
         if request.expires_at and request.expires_at <= timezone.now():
-            raise ProviderError(_("The sign-in took too long: start Init. Token again."), code="expired",
-                                permanent=True)
+            raise ProviderError(text="token.sign_in_too_slow", code="expired", permanent=True)
         tokens = account.application.adapter.complete(
-            account.application, flow=AUTHORIZATION_CODE, state=json.loads(request.state), response=response,
+            account.application, flow=AUTHORIZATION_CODE, state=_saved_state(request), response=response,
         )
         if not tokens.refresh_token:
-            raise ProviderError(
-                _("The provider gave no refresh token, so the token could not be kept fresh: nothing was stored. "
-                  "Sign in again and accept every permission asked."), code="no_refresh_token", permanent=True,
-            )
+            raise ProviderError(text="token.no_refresh_token_given", code="no_refresh_token", permanent=True)
         return _init_succeeded(request=request, tokens=tokens, actor=actor)
     except (ProviderError, DecryptionError, ClaimTimeout) as error:
-        log_event(account=account, actor=actor, kind=TokenEvent.Kind.FAILURE, outcome=error)
-        return _finish(request, InitRequest.Status.FAILED, error=str(error))
+        return _failed(request, error, actor=actor)
+
+
+def _saved_state(request):
+    """The provider's flow state kept while the user signs in; a ProviderError if no configured key opens it."""
+    try:
+        return json.loads(request.state)
+    except DecryptionError:
+        raise ProviderError(text="token.state_unreadable", code="state_unreadable", permanent=True) from None
+
+
+def _failed(request, error, *, actor):
+    """Init. Token failed: an event, and the account's "last error" (its status, maybe a working token's, stays),
+    both as facts to show in the reader's language."""
+    account = request.account
+    facts = error_facts(error)
+    log_event(account=account, actor=actor, kind=TokenEvent.Kind.FAILURE, code="token.init_failed", params=facts)
+    values = {"last_error_params": {"message": "token.init_failed_error", "error": facts},
+              "last_error_code": facts.get("provider_code", "")[:100]}
+    values["last_error"] = facts_text(values["last_error_params"])[:2000]
+    Account.objects.filter(pk=account.pk).update(**values)
+    for name, value in values.items():
+        setattr(account, name, value)
+    return _finish(request, InitRequest.Status.FAILED, error=str(error))
 
 
 def _finish(request, status, error=""):
@@ -142,18 +154,16 @@ def account_init_poll(*, request_id, actor):
         return request
     account = request.account
     if request.expires_at and request.expires_at <= now:
-        error = _("The code expired before anyone signed in: start Init. Token again.")
-        log_event(account=account, actor=actor, kind=TokenEvent.Kind.FAILURE, outcome=error)
-        return _finish(request, InitRequest.Status.FAILED, error=error)
+        return _failed(request, ProviderError(text="token.code_expired"), actor=actor)
     slot = now + timedelta(seconds=request.interval)
     taken = InitRequest.objects.filter(
         Q(next_poll_at__isnull=True) | Q(next_poll_at__lte=now), pk=request.pk, status=InitRequest.Status.PENDING
     ).update(next_poll_at=slot)
     if not taken:
         return request
-    state = json.loads(request.state)
     app = account.application
     try:
+        state = _saved_state(request)
         tokens = app.adapter.complete(app, flow=request.flow, state=state, subject=account.email)
         return _init_succeeded(request=request, tokens=tokens, actor=actor)
     except Pending as pending:
@@ -163,5 +173,4 @@ def account_init_poll(*, request_id, actor):
         request.save(update_fields=["interval", "next_poll_at", "state"])
         return request
     except (ProviderError, DecryptionError, ClaimTimeout) as error:
-        log_event(account=account, actor=actor, kind=TokenEvent.Kind.FAILURE, outcome=error)
-        return _finish(request, InitRequest.Status.FAILED, error=str(error))
+        return _failed(request, error, actor=actor)

@@ -22,6 +22,7 @@ from providers.base import ProviderError
 
 from .. import claims
 from ..models import Account
+from .runs import refresh_run_finish, refresh_run_start
 from .tokens import REFRESHABLE, _not_refreshable, _refresh_claimed
 
 logger = logging.getLogger(__name__)
@@ -88,12 +89,21 @@ def refresh_due(*, within, identifiers=(), actor="cron", workers=8, progress=Non
     set, no new account is started: those being refreshed finish, the others are given back.
     """
     report = RefreshReport(details=details)
+    run, started = refresh_run_start(actor=actor, partial=bool(identifiers))
+    try:
+        return _refresh(report, within=within, identifiers=identifiers, actor=actor, workers=workers,
+                        progress=progress, stop=stop)
+    finally:
+        refresh_run_finish(run=run, started=started, counts=report.counts)
+
+
+def _refresh(report, *, within, identifiers, actor, workers, progress, stop):
     if identifiers:
         accounts = Account.objects.filter(identifier__in=identifiers)
         missing = set(identifiers) - set(accounts.values_list("identifier", flat=True))
         for identifier in sorted(missing):
             report.add("failed", {"account": identifier, "status": "", "error": _("No such account.")})
-        for account in accounts.exclude(refreshable()).only("identifier", "status", "last_error"):
+        for account in accounts.exclude(refreshable()).only("identifier", "status", "last_error", "last_error_params"):
             report.add("failed", {"account": account.identifier, "status": account.status,
                                   "error": _not_refreshable(account)})
         accounts = accounts.filter(refreshable())

@@ -12,11 +12,11 @@ from datetime import timedelta
 from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
-from django.utils.translation import gettext as _
 from django.views.decorators.debug import sensitive_variables
 
 from oauthmail import deadlines
 from oauthmail.crypto import DecryptionError
+from oauthmail.texts import facts_text, render
 from providers.base import ProviderError
 
 from ..claims import ClaimTimeout, claimed
@@ -26,28 +26,46 @@ RETRY_AFTER_CAP = 60
 # A refresh failed transiently: the stored access token is still handed out when valid this much longer.
 FALLBACK_MIN_VALIDITY = timedelta(minutes=1)
 REFRESHABLE = (Account.Status.ACTIVE, Account.Status.FAILING)
+OUTCOME_LENGTH = TokenEvent._meta.get_field("outcome").max_length
 
 
 class TokenUnavailable(Exception):
     """No valid access token can be handed out; `code` says why, for programs."""
 
-    def __init__(self, message, *, code):
+    def __init__(self, message, *, code, facts=None):
         super().__init__(message)
         self.code = code
+        self.facts = facts or {"detail": message}  # to show it later in the reader's language
 
 
-def log_event(*, account, actor, kind, outcome=""):
-    return TokenEvent.objects.create(account=account, actor=actor, kind=kind, outcome=str(outcome)[:500])
+def log_event(*, account, actor, kind, code, params=None):
+    """Record what happened to the account's token: `code` names the sentence (oauthmail/texts.py),
+    `params` holds its facts (JSON). Never a token."""
+    return TokenEvent.objects.create(account=account, account_identifier=account.identifier, actor=actor, kind=kind,
+                                     code=code, params=params or {})
+
+
+def error_facts(error):
+    """The facts of a failed token operation, to store and show later in the reader's language."""
+    if isinstance(error, ProviderError):
+        return error.facts()
+    if isinstance(error, DecryptionError):
+        return {"message": "token.decryption", "what": error.what, "provider_code": "decryption"}
+    if isinstance(error, ClaimTimeout):
+        return {"message": "token.busy"}
+    return {"detail": str(error)}
 
 
 @sensitive_variables("tokens", "values")
-def _store_tokens(*, account, tokens, actor, kind, outcome):
+def _store_tokens(*, account, tokens, actor, kind, code, params=None):
     now = timezone.now()
     values = {
         "access_token": tokens.access_token,
         "access_token_expires_at": tokens.expires_at,
         "status": Account.Status.ACTIVE,
         "last_error": "",
+        "last_error_code": "",
+        "last_error_params": {},
     }
     if tokens.refresh_token:
         values["refresh_token"] = tokens.refresh_token
@@ -70,18 +88,23 @@ def _store_tokens(*, account, tokens, actor, kind, outcome):
         values["last_refreshed_at"] = now
     with transaction.atomic():
         Account.objects.filter(pk=account.pk).update(**values)
-        log_event(account=account, actor=actor, kind=kind, outcome=outcome)
+        log_event(account=account, actor=actor, kind=kind, code=code, params=params)
     for name, value in values.items():
         setattr(account, name, value)
 
 
 def _record_failure(*, account, error, actor):
-    status = Account.Status.REAUTH_REQUIRED if error.reauth else Account.Status.FAILING
-    kind = TokenEvent.Kind.REAUTH_REQUIRED if status == Account.Status.REAUTH_REQUIRED else TokenEvent.Kind.FAILURE
+    reauth = error.reauth
+    status = Account.Status.REAUTH_REQUIRED if reauth else Account.Status.FAILING
+    kind, code = (TokenEvent.Kind.REAUTH_REQUIRED, "token.reauth_required") if reauth else (
+        TokenEvent.Kind.FAILURE, "token.refresh_failed")
+    values = {"status": status, "last_error": str(error)[:2000], "last_error_code": error.code[:100],
+              "last_error_params": error.facts()}
     with transaction.atomic():
-        Account.objects.filter(pk=account.pk).update(status=status, last_error=str(error))
-        log_event(account=account, actor=actor, kind=kind, outcome=str(error))
-    account.status, account.last_error = status, str(error)
+        Account.objects.filter(pk=account.pk).update(**values)
+        log_event(account=account, actor=actor, kind=kind, code=code, params=values["last_error_params"])
+    for name, value in values.items():
+        setattr(account, name, value)
 
 
 def _check_identity(account, tokens):
@@ -89,13 +112,10 @@ def _check_identity(account, tokens):
     expected = (account.sign_in_user or account.email).lower()
     who = tokens.signed_in_as
     if not who:
-        raise ProviderError(_("The provider did not say who signed in: the token was refused."),
-                            code="no_identity", permanent=True)
+        raise ProviderError(text="token.no_identity", code="no_identity", permanent=True)
     if who.lower() != expected:
-        raise ProviderError(
-            _("%(who)s signed in, but this account needs %(expected)s: the token was refused.")
-            % {"who": who, "expected": expected}, code="identity_mismatch", permanent=True,
-        )
+        raise ProviderError(text="token.identity_mismatch", params={"who": who, "expected": expected},
+                            code="identity_mismatch", permanent=True)
 
 
 def _retry_later(error, attempt, stopping):
@@ -121,14 +141,13 @@ def _refresh_claimed(*, account, actor, stopping=None):
     for attempt in itertools.count(1):
         try:
             if not account.is_app_only and not account.refresh_token:
-                raise ProviderError(
-                    _("This account has no refresh token: run Init. Token."), code="no_refresh_token", reauth=True
-                )
+                raise ProviderError(text="token.no_refresh_token", code="no_refresh_token", reauth=True)
             tokens = app.adapter.refresh(
                 app, flow=account.flow, refresh_token=account.refresh_token, subject=account.email
             )
         except DecryptionError as error:
-            error = ProviderError(str(error), code="decryption", permanent=True)
+            error = ProviderError(text="token.decryption", params={"what": error.what}, code="decryption",
+                                  permanent=True)
             _record_failure(account=account, error=error, actor=actor)
             raise error from None
         except ProviderError as error:
@@ -143,8 +162,8 @@ def _refresh_claimed(*, account, actor, stopping=None):
                 error.reauth = True
                 _record_failure(account=account, error=error, actor=actor)
                 raise
-        outcome = _("Access token valid until %(when)s.") % {"when": timezone.localtime(tokens.expires_at)}
-        _store_tokens(account=account, tokens=tokens, actor=actor, kind=TokenEvent.Kind.REFRESH, outcome=outcome)
+        _store_tokens(account=account, tokens=tokens, actor=actor, kind=TokenEvent.Kind.REFRESH,
+                      code="token.refreshed", params={"expires_at": tokens.expires_at.isoformat()})
         return tokens
 
 
@@ -155,10 +174,14 @@ def token_refresh(*, account, actor):
         return _refresh_claimed(account=account, actor=actor)
 
 
-def _not_refreshable(account):
+def not_refreshable_facts(account):
     if account.status == Account.Status.NEW:
-        return _("The token was never initialised: run Init. Token.")
-    return _("The mailbox must be signed in again (Init. Token): %(error)s") % {"error": account.last_error}
+        return {"message": "token.never_initialised"}
+    return {"message": "token.sign_in_again", "error": account.last_error_params or account.last_error}
+
+
+def _not_refreshable(account):
+    return facts_text(not_refreshable_facts(account))
 
 
 def min_token_validity():
@@ -191,9 +214,11 @@ def token_get(*, account, actor, min_validity=None):
         with claimed(account.pk):
             account.refresh_from_db()
             if not account.access_token and not (account.refresh_token or account.is_app_only):
-                raise TokenUnavailable(_not_refreshable(account), code="not_initialized")
+                raise TokenUnavailable(_not_refreshable(account), code="not_initialized",
+                                       facts=not_refreshable_facts(account))
             if account.status == Account.Status.REAUTH_REQUIRED:
-                raise TokenUnavailable(_not_refreshable(account), code="reauth_required")
+                raise TokenUnavailable(_not_refreshable(account), code="reauth_required",
+                                       facts=not_refreshable_facts(account))
             expires_at = account.access_token_expires_at
             if not expires_at or expires_at - timezone.now() < min_validity:
                 try:
@@ -201,15 +226,14 @@ def token_get(*, account, actor, min_validity=None):
                 except ProviderError as error:
                     if not _usable_after_failure(account, error):
                         code = "reauth_required" if error.reauth else "provider_error"
-                        raise TokenUnavailable(str(error), code=code) from None
-                    log_event(account=account, actor=actor, kind=TokenEvent.Kind.FALLBACK, outcome=_(
-                        "The refresh failed; the stored access token, valid until %(when)s, was handed out."
-                    ) % {"when": timezone.localtime(account.access_token_expires_at)})
+                        raise TokenUnavailable(str(error), code=code, facts=error.facts()) from None
+                    log_event(account=account, actor=actor, kind=TokenEvent.Kind.FALLBACK,
+                              code="token.stored_handed_out",
+                              params={"expires_at": account.access_token_expires_at.isoformat()})
             return account.access_token, account.access_token_expires_at
-    except ClaimTimeout as error:
-        raise TokenUnavailable(str(error), code="busy") from None
-    except DecryptionError as error:
-        raise TokenUnavailable(str(error), code="decryption") from None
+    except (ClaimTimeout, DecryptionError) as error:
+        code = "busy" if isinstance(error, ClaimTimeout) else "decryption"
+        raise TokenUnavailable(str(error), code=code, facts=error_facts(error)) from None
 
 
 def failing_warning(*, account, expires_at):
@@ -217,8 +241,8 @@ def failing_warning(*, account, expires_at):
     the stored one), a sentence saying so; else ""."""
     if account.status != Account.Status.FAILING:
         return ""
-    return _("The last refresh failed (%(error)s); this token is valid until %(when)s.") % {
-        "error": account.last_error, "when": timezone.localtime(expires_at).isoformat(timespec="seconds")}
+    return render("token.failing_warning", {"error": account.last_error_params or account.last_error,
+                                            "expires_at": expires_at.isoformat()})
 
 
 @sensitive_variables("token")

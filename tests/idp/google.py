@@ -82,8 +82,21 @@ def authorize(idp, request) -> Response:
         asked_consent = "consent" in query.get("prompt", "").split()
         return query.get("access_type") == "offline" and (first_consent or asked_consent)
 
-    return authorization_endpoint(idp, request, offline=offline, describe_errors=False,
-                                  scope=query.get("scope"), authuser="0")
+    granted = " ".join(s for s in query.get("scope", "").split() if s not in idp.google_withheld_scopes)
+    return authorization_endpoint(idp, request, offline=offline, describe_errors=False, grant_scope=granted,
+                                  scope=answered_scope(idp, granted), authuser="0")
+
+
+GOOGLE_SCOPE_WORDS = {"email": "https://www.googleapis.com/auth/userinfo.email",
+                      "profile": "https://www.googleapis.com/auth/userinfo.profile", "openid": None}
+
+
+def answered_scope(idp, scope) -> str:
+    """The scope as Google words it in its answers, when ``google_rewrites_scopes`` is set."""
+    if not idp.google_rewrites_scopes:
+        return scope
+    words = (GOOGLE_SCOPE_WORDS.get(s, s) for s in scope.split())
+    return " ".join(sorted(w for w in words if w))
 
 
 def device_code(idp, request) -> Response:
@@ -122,7 +135,7 @@ def token(idp, request) -> Response:
     body = {"access_token": tokens.access_token, "expires_in": tokens.expires_in}
     if tokens.refresh_token and tokens.refresh_token != form.get("refresh_token"):
         body["refresh_token"] = tokens.refresh_token
-    body.update(scope=grant.scope, token_type="Bearer")
+    body.update(scope=answered_scope(idp, grant.scope), token_type="Bearer")
     if "openid" in grant.scope.split():
         body["id_token"] = idp.signing_key.sign(_id_token_claims(idp, grant, tokens.access_token))
     return json_response(body)

@@ -100,12 +100,13 @@ def authorization_response(redirect_uri, response_mode, **params) -> Response:
     return Response(200, page.encode("utf-8"), "text/html; charset=utf-8")
 
 
-def authorization_endpoint(idp, request, *, offline, describe_errors, **extra_params) -> Response:
+def authorization_endpoint(idp, request, *, offline, describe_errors, grant_scope=None, **extra_params) -> Response:
     """The authorization-code request of RFC 6749 section 4.1.1 with PKCE, as Entra and Google run it.
 
     The user ``idp.take_sign_in()`` names signs in at once and the browser is sent back with
     ``code`` and ``state`` (plus ``extra_params``), or with ``error`` and ``state``.
-    ``offline(email)`` says whether the code's tokens include a refresh token; ``describe_errors``
+    ``offline(email)`` says whether the code's tokens include a refresh token; ``grant_scope`` is what the
+    user granted (default: every scope asked for); ``describe_errors``
     adds Entra's ``error_description`` to errors. An unknown client or a missing redirect_uri
     gets an error page instead, as the redirect cannot be trusted.
     """
@@ -126,7 +127,8 @@ def authorization_endpoint(idp, request, *, offline, describe_errors, **extra_pa
         description = f"AADSTS{error.aadsts}: {error.description}" if describe_errors else None
         return authorization_response(redirect_uri, response_mode, error=error.error, error_description=description,
                                       state=state)
-    grant = Grant(client_id, email, query.get("scope", ""), offline=offline(email), nonce=query.get("nonce"))
+    scope = query.get("scope", "") if grant_scope is None else grant_scope
+    grant = Grant(client_id, email, scope, offline=offline(email), nonce=query.get("nonce"))
     code = idp.create_authorization_code(
         grant, redirect_uri, query.get("code_challenge"), query.get("code_challenge_method")
     )

@@ -26,6 +26,10 @@ DEFAULT_SETTINGS = {
     "google_rotates": False,  # the same for Google, which normally keeps refresh tokens
     "latency": 0.0,  # seconds slept before answering each token-endpoint request
     "next_sign_in": None,  # who signs in at the next authorize request (default: its login_hint)
+    # Google answers scopes in its own words: `email` as .../auth/userinfo.email, `profile` as
+    # .../auth/userinfo.profile, and no `openid` (the ID token still comes), as accounts.google.com does.
+    "google_rewrites_scopes": False,
+    "google_withheld_scopes": [],  # scopes the user unticks on Google's consent screen (granular consent)
 }
 
 
@@ -104,12 +108,16 @@ class IdentityProviderState:
         with self._lock:
             return self._new_refresh_token(Grant(client_id, email, scope, offline=True))
 
-    def revoke(self, email) -> int:
-        """Revoke every live refresh token of ``email`` (they now give AADSTS50173); returns how many."""
+    def revoke(self, email, access_tokens=False) -> int:
+        """Revoke every live refresh token of ``email`` (they now give AADSTS50173); returns how many.
+        With ``access_tokens``, its access tokens die at once too (as with continuous access evaluation)."""
         with self._lock:
             live = [t for t in self._refresh_tokens.values() if t.grant.email == email and t.status == "live"]
             for token in live:
                 token.status = "revoked"
+            if access_tokens:
+                for token in [t for t, (grant, _) in self._access_tokens.items() if grant.email == email]:
+                    del self._access_tokens[token]
             return len(live)
 
     def fail_next(self, count, status=503, retry_after=None, body=None):

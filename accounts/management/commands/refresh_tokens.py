@@ -10,6 +10,7 @@ from django.db import close_old_connections
 from django.utils.translation import gettext as _
 
 from accounts import services
+from alerts.services import send_alerts_quietly
 from oauthmail import deadlines
 
 from ._progress import ProgressBar
@@ -63,6 +64,7 @@ class Command(BaseCommand):
             while True:
                 started = time.monotonic()
                 report = self._run_once(identifiers, within, workers, as_json, loop, stop)
+                send_alerts_quietly()  # what changed (failing accounts, expiring secrets …), to the alert channels
                 if not loop:
                     break
                 close_old_connections()  # as after a web request: none is kept open between runs
