@@ -38,7 +38,9 @@ class AccountAdmin(AuditedAdmin):
         "events_table",
     ]
     fieldsets = [
-        (None, {"fields": ["application", "identifier", "name", "email", "flow", "sign_in_user", "comments"]}),
+        (None, {"fields": [
+            "application", "identifier", "name", "email", "flow", "sign_in_user", "send_as_addresses", "comments",
+        ]}),
         (_("Mail servers"), {"classes": ["collapse"], "fields": [  # Test connection, the mail backend
             ("imap_host", "imap_port", "imap_security"), ("pop_host", "pop_port", "pop_security"),
             ("smtp_host", "smtp_port", "smtp_security"), "verify_certificate", "mail_servers_status",
@@ -81,6 +83,9 @@ class AccountAdmin(AuditedAdmin):
         fields = super().get_readonly_fields(request, obj)
         if not self._may_change_mail_servers(request):
             fields = [*fields, *mail_servers.MAIL_SERVER_FIELDS]
+        # Who a device may send as is the relay administrators' decision (SMTP relay, relay/).
+        if not request.user.has_perm("relay.change_relayclient"):
+            fields = [*fields, "send_as_addresses"]
         return fields
 
     def save_model(self, request, obj, form, change):

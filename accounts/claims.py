@@ -12,7 +12,16 @@ a time, needs no row lock. A batch's lease is short (`QUEUE_LEASE`) and kept ali
 process lives (`keep_alive`); each account is then `start`ed (its lease checked to still be ours,
 and lengthened to `lease_seconds()`) right before its refresh token is used. A process that dies
 only delays its accounts until their leases run out; it never makes two processes use one token.
+
+A lease is only as good as its holder's promise to be done before it ends. Every request to the
+identity provider is bounded as a whole (providers/http.py), and while the claim is held the
+holder's thread is inside a Deadline that ends `lease_margin()` seconds before the lease: no
+request starts, and none still waits for its answer, once that passes. So a refresh token is never
+sent while another holder's request carrying it could still bring an answer back, however slowly
+the provider answers; the margin is left for storing the answer. (Leases compare clocks across
+machines: keep them in time, as NTP does; the margin absorbs small differences.)
 """
+import math
 import time
 import uuid
 from contextlib import contextmanager
@@ -25,6 +34,8 @@ from django.db.models import Q
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
+from oauthmail.deadlines import Deadline
+
 from .models import Account
 
 QUEUE_LEASE = 60  # seconds: a claimed account waiting for a worker, renewed by keep_alive() meanwhile
@@ -35,14 +46,29 @@ class ClaimTimeout(Exception):
     pass
 
 
+def lease_margin():
+    """Seconds between the end of the last request under a claim and the end of its lease: for storing
+    the answer (and for clocks that differ a little between machines). Two timeouts, at least 2 s."""
+    return max(2.0, 2 * settings.OAUTHMAIL_HTTP_TIMEOUT)
+
+
 def lease_seconds():
     """Long enough for every attempt of a refresh to finish: per attempt a token request (and maybe a
-    discovery request) with its timeout, and between attempts a backoff or a Retry-After sleep."""
+    discovery request) with its timeout, between attempts a backoff or a Retry-After sleep, then the
+    margin. Whatever happens, no request under the claim outlasts the lease minus the margin."""
     from .services.tokens import RETRY_AFTER_CAP  # tokens imports this module
 
     attempts = max(1, settings.OAUTHMAIL_RETRY_ATTEMPTS)
     wait = max(RETRY_AFTER_CAP, settings.OAUTHMAIL_RETRY_BACKOFF * 2**attempts)
-    return int(attempts * 2 * settings.OAUTHMAIL_HTTP_TIMEOUT + (attempts - 1) * wait + 30)
+    return math.ceil(attempts * 2 * settings.OAUTHMAIL_HTTP_TIMEOUT + (attempts - 1) * wait + lease_margin())
+
+
+def _lease():
+    """A new lease: (its end, for the database; the time.monotonic() by which the holder's work must end).
+    The clock is read before the database is asked, so a slow database only shortens the holder's time."""
+    seconds = lease_seconds()
+    work_ends = time.monotonic() + seconds - lease_margin()
+    return timezone.now() + timedelta(seconds=seconds), work_ends
 
 
 def new_claim_id():
@@ -54,12 +80,17 @@ def unclaimed(now=None):
     return Q(claimed_until__isnull=True) | Q(claimed_until__lt=now or timezone.now())
 
 
+def _try_claim(account_id):
+    claim_id = new_claim_id()
+    until, work_ends = _lease()
+    updated = Account.objects.filter(unclaimed(), pk=account_id).update(claim_id=claim_id, claimed_until=until)
+    return (claim_id, work_ends) if updated else None
+
+
 def try_claim(account_id):
     """Claim the account now, or return None when another process holds it."""
-    claim_id = new_claim_id()
-    until = timezone.now() + timedelta(seconds=lease_seconds())
-    updated = Account.objects.filter(unclaimed(), pk=account_id).update(claim_id=claim_id, claimed_until=until)
-    return claim_id if updated else None
+    claim = _try_claim(account_id)
+    return claim[0] if claim else None
 
 
 def release(account_id, claim_id):
@@ -73,14 +104,17 @@ def release_all(claim_id):
 
 @contextmanager
 def claimed(account_id, *, wait=None):
-    """Hold the account's claim for the block, waiting for another holder to finish first."""
-    deadline = time.monotonic() + (lease_seconds() if wait is None else wait)
-    while (claim_id := try_claim(account_id)) is None:
-        if time.monotonic() > deadline:
+    """Hold the account's claim for the block, waiting for another holder to finish first. The block
+    runs inside a Deadline that ends before the lease does (see the module's docstring)."""
+    give_up = time.monotonic() + (lease_seconds() if wait is None else wait)
+    while (claim := _try_claim(account_id)) is None:
+        if time.monotonic() > give_up:
             raise ClaimTimeout(_("Another process is busy with this account's token; try again shortly."))
         time.sleep(0.1)
+    claim_id, work_ends = claim
     try:
-        yield claim_id
+        with Deadline(until=work_ends):
+            yield claim_id
     finally:
         release(account_id, claim_id)
 
@@ -122,9 +156,12 @@ def claim_batch(queryset, *, claim_id, after_pk=0, size):
 
 def start(account_id, claim_id):
     """Right before using the account's token: is the claim still ours? If so, lengthen it to cover
-    a whole refresh. False when the lease ran out and another process took the account meanwhile."""
-    until = timezone.now() + timedelta(seconds=lease_seconds())
-    return bool(Account.objects.filter(pk=account_id, claim_id=claim_id).update(claimed_until=until))
+    a whole refresh and return a Deadline to do it in (see `claimed`). None when the lease ran out and
+    another process took the account meanwhile."""
+    until, work_ends = _lease()
+    if Account.objects.filter(pk=account_id, claim_id=claim_id).update(claimed_until=until):
+        return Deadline(until=work_ends)
+    return None
 
 
 def keep_alive(claim_id):

@@ -17,6 +17,8 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 from django.views.decorators.debug import sensitive_variables
 
+from oauthmail import deadlines
+
 from .models import Security
 
 MECHANISMS = ("XOAUTH2", "OAUTHBEARER")
@@ -55,9 +57,9 @@ class _Failed(Exception):
 def _check_imap(check, server, context, sasl, timeout):
     check.step = "connect"
     if server.security == Security.TLS:
-        client = imaplib.IMAP4_SSL(server.host, server.port, ssl_context=context, timeout=timeout)
+        client = deadlines.IMAP4_SSL(server.host, server.port, ssl_context=context, timeout=timeout)
     else:
-        client = imaplib.IMAP4(server.host, server.port, timeout=timeout)
+        client = deadlines.IMAP4(server.host, server.port, timeout=timeout)
     check.client = client
     if server.security == Security.STARTTLS:
         check.step = "starttls"
@@ -78,9 +80,9 @@ def _check_imap(check, server, context, sasl, timeout):
 def _check_pop(check, server, context, sasl, timeout):
     check.step = "connect"
     if server.security == Security.TLS:
-        client = poplib.POP3_SSL(server.host, server.port, timeout=timeout, context=context)
+        client = deadlines.POP3_SSL(server.host, server.port, timeout=timeout, context=context)
     else:
-        client = poplib.POP3(server.host, server.port, timeout=timeout)
+        client = deadlines.POP3(server.host, server.port, timeout=timeout)
     check.client = client
     if server.security == Security.STARTTLS:
         check.step = "starttls"
@@ -114,9 +116,9 @@ def _b64(text):
 def _check_smtp(check, server, context, sasl, timeout, *, email, send_to, actor):
     check.step = "connect"
     if server.security == Security.TLS:
-        client = smtplib.SMTP_SSL(server.host, server.port, timeout=timeout, context=context)
+        client = deadlines.SMTP_SSL(server.host, server.port, timeout=timeout, context=context)
     else:
-        client = smtplib.SMTP(server.host, server.port, timeout=timeout)
+        client = deadlines.SMTP(server.host, server.port, timeout=timeout)
     check.client = client
     client.ehlo()
     if server.security == Security.STARTTLS:
@@ -176,20 +178,26 @@ def _close(protocol, client):
 
 @sensitive_variables("initial", "sasl")
 def run_check(protocol, *, server, context, mechanism, initial, timeout, email, send_to=None, actor=""):
-    """One protocol's check; `initial` is the SASL initial response, not yet base64-encoded."""
+    """One protocol's check; `initial` is the SASL initial response, not yet base64-encoded. The whole
+    dialogue, from connecting to logging out, ends within `timeout` seconds (oauthmail/deadlines.py)."""
     sasl, check = _Sasl(mechanism, initial), _Check()
-    try:
-        if protocol == "imap":
-            facts = _check_imap(check, server, context, sasl, timeout)
-        elif protocol == "pop":
-            facts = _check_pop(check, server, context, sasl, timeout)
-        else:
-            facts = _check_smtp(check, server, context, sasl, timeout, email=email, send_to=send_to, actor=actor)
-        return True, check.step, facts
-    except (_Failed, OSError, EOFError, ValueError, OverflowError, imaplib.IMAP4.error, poplib.error_proto) as error:
-        return False, check.step, _describe(error, server, timeout)
-    finally:
-        _close(protocol, check.client)
+    with deadlines.Deadline(timeout) as deadline:
+        try:
+            if protocol == "imap":
+                facts = _check_imap(check, server, context, sasl, timeout)
+            elif protocol == "pop":
+                facts = _check_pop(check, server, context, sasl, timeout)
+            else:
+                facts = _check_smtp(check, server, context, sasl, timeout, email=email, send_to=send_to,
+                                    actor=actor)
+            return True, check.step, facts
+        except (_Failed, OSError, EOFError, ValueError, OverflowError, imaplib.IMAP4.error,
+                poplib.error_proto) as error:
+            if deadline.expired:  # whatever the cut-off connection raised, the cause is the deadline
+                error = deadlines.DeadlineExceeded(str(error), seconds=timeout)
+            return False, check.step, _describe(error, server, timeout)
+        finally:
+            _close(protocol, check.client)
 
 
 # --- words --------------------------------------------------------------------------------------
@@ -228,6 +236,7 @@ def _describe(error, server, timeout):
 
 def _network_message(error):
     for kind, message in (
+        (deadlines.DeadlineExceeded, "net.too_slow"),
         (socket.gaierror, "net.host_not_found"),
         (ConnectionRefusedError, "net.refused"),
         (TimeoutError, "net.timeout"),

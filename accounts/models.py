@@ -1,4 +1,5 @@
 from django.core.exceptions import ValidationError
+from django.core.validators import validate_email
 from django.db import models
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
@@ -10,6 +11,21 @@ from oauthmail.validators import validate_identifier, validate_visible_text
 from providers.advice import advice_for
 from providers.base import AUTHORIZATION_CODE, CLIENT_CREDENTIALS, DEVICE_CODE
 from providers.models import Application, Audited
+
+
+def address_lines(text):
+    """E-mail addresses written one per line (commas and blanks also separate them)."""
+    return [item for item in text.replace(",", " ").split() if item]
+
+
+def validate_address_lines(text):
+    for address in address_lines(text):
+        try:
+            validate_email(address)
+        except ValidationError:
+            raise ValidationError(
+                _("“%(address)s” is not a valid e-mail address."), params={"address": address}, code="invalid"
+            ) from None
 
 
 class Security(models.TextChoices):
@@ -61,6 +77,13 @@ class Account(Audited):
         ),
     )
     comments = models.TextField(_("comments"), blank=True)
+    send_as_addresses = models.TextField(
+        _("send-as addresses"), blank=True, validators=[validate_address_lines],
+        help_text=_(
+            "Other addresses the SMTP relay lets this account send as, one per line. The mailbox must be "
+            "allowed to send as them at the provider (Exchange: Send As permission; Gmail: “Send mail as”)."
+        ),
+    )
 
     # Mail servers for "Test connection" (blank = the provider's defaults).
     imap_host = _host(_("IMAP host"))
@@ -154,6 +177,11 @@ class Account(Audited):
         return self.flow == self.Flow.CLIENT_CREDENTIALS
 
     @property
+    def sender_addresses(self):
+        """The addresses this account may send as: its own, then its send-as addresses."""
+        return [self.email, *address_lines(self.send_as_addresses)]
+
+    @property
     def last_error_text(self):
         """The last error in the reader's language (as it was written, for errors stored before codes)."""
         return facts_text(self.last_error_params) if self.last_error_params else self.last_error
@@ -182,10 +210,13 @@ class TokenEvent(models.Model):
         FAILURE = "failure", _("Failure")
         REAUTH_REQUIRED = "reauth_required", _("Re-authorisation required")
         READ = "read", _("Token read")
+        FALLBACK = "fallback", _("Stored token handed out")
         CONNECTION_TEST = "connection_test", _("Connection test")
         MAIL_SERVERS = "mail_servers", _("Mail servers changed")
         TOKEN_DROPPED = "token_dropped", _("Token dropped")
         DELETED = "deleted", _("Account deleted")
+        RELAY_SENT = "relay_sent", _("Relayed")
+        RELAY_REFUSED = "relay_refused", _("Relay refused")
 
     # The audit trail outlives the account: a deleted account's events keep its identifier.
     account = models.ForeignKey(

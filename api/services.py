@@ -86,7 +86,8 @@ def api_client_authenticate(*, key, address):
 
 @sensitive_variables("token")
 def api_token_read(*, client, identifier):
-    """A valid token of the account for the client (refreshed first when it expires within 5 minutes).
+    """A valid token of the account for the client (see token_get: refreshed first when it expires within
+    OAUTHMAIL_MIN_TOKEN_VALIDITY; when the account is failing, `warning` says so).
 
     An account the client may not read and one that does not exist get the same 403: a client must not
     learn which identifiers exist.
@@ -103,7 +104,7 @@ def api_token_read(*, client, identifier):
     account_services.log_event(account=account, actor=client.actor, kind=TokenEvent.Kind.READ, code="token.read",
                                params={"name": client.name})
     app = account.application
-    return {
+    answer = {
         "access_token": token,
         "token_type": "Bearer",
         "expires_at": expires_at.isoformat() if expires_at else None,
@@ -111,3 +112,6 @@ def api_token_read(*, client, identifier):
         "scopes": app.app_only_scopes() if account.is_app_only else app.delegated_scopes(),
         "xoauth2": account_services.xoauth2_string(email=account.email, token=token),
     }
+    if warning := account_services.failing_warning(account=account, expires_at=expires_at):
+        answer["warning"] = warning
+    return answer

@@ -46,6 +46,17 @@ def _bool(name, default):
     raise ValueError(f"{value!r} is not true or false")
 
 
+def _number(name, default, *, above=None, at_least=None, below=None):
+    value = env.float(name, default=default)
+    if above is not None and not value > above:
+        raise ValueError(f"{value:g} is not more than {above:g}")
+    if at_least is not None and value < at_least:
+        raise ValueError(f"{value:g} is less than {at_least:g}")
+    if below is not None and not value < below:
+        raise ValueError(f"{value:g} is not less than {below:g}")
+    return value
+
+
 SECRET_KEY = _required("SECRET_KEY")
 DEBUG = _setting("DEBUG", lambda: _bool("DEBUG", False))
 ALLOWED_HOSTS = _setting("ALLOWED_HOSTS", lambda: env.list("ALLOWED_HOSTS", default=["127.0.0.1", "localhost"]))
@@ -116,6 +127,7 @@ INSTALLED_APPS = [
     "providers",
     "accounts",
     "api",
+    "relay",
     "monitoring",
     "alerts",
 ]
@@ -218,8 +230,18 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 # the browser sign-in's redirect URI is built from it. Blank: from each request.
 OAUTHMAIL_BASE_URL = env.str("OAUTHMAIL_BASE_URL", default="")
 
-# Outgoing HTTP to identity providers (providers/http.py).
-OAUTHMAIL_HTTP_TIMEOUT = _setting("OAUTHMAIL_HTTP_TIMEOUT", lambda: env.float("OAUTHMAIL_HTTP_TIMEOUT", default=15.0))
+
+# Seconds: the whole of every request to an identity provider (connect, TLS, the complete answer;
+# providers/http.py) and of every IMAP/POP/SMTP dialogue (oauthmail/deadlines.py).
+OAUTHMAIL_HTTP_TIMEOUT = _setting(
+    "OAUTHMAIL_HTTP_TIMEOUT", lambda: _number("OAUTHMAIL_HTTP_TIMEOUT", 15.0, above=0, below=600)
+)
+# Minutes: a token handed out (show_token, the API, the mail backend, Test connection) is valid at least
+# this long, else it is refreshed first. Exchange Online's High Volume Email wants 10. Access tokens live
+# about an hour, so an hour or more would refresh at every request.
+OAUTHMAIL_MIN_TOKEN_VALIDITY = _setting(
+    "OAUTHMAIL_MIN_TOKEN_VALIDITY", lambda: _number("OAUTHMAIL_MIN_TOKEN_VALIDITY", 10.0, at_least=0, below=60)
+)
 # Transient provider failures (network, timeouts, 5xx, 429) are retried this many times with backoff.
 OAUTHMAIL_RETRY_ATTEMPTS = _setting("OAUTHMAIL_RETRY_ATTEMPTS", lambda: env.int("OAUTHMAIL_RETRY_ATTEMPTS", default=3))
 OAUTHMAIL_RETRY_BACKOFF = _setting("OAUTHMAIL_RETRY_BACKOFF", lambda: env.float("OAUTHMAIL_RETRY_BACKOFF", default=2.0))
@@ -256,6 +278,51 @@ OAUTHMAIL_EVENT_RETENTION_DAYS = _setting(
 # /metrics answers only with "Authorization: Bearer <this>"; blank: /metrics does not exist (404).
 OAUTHMAIL_METRICS_TOKEN = env.str("OAUTHMAIL_METRICS_TOKEN", default="")
 
+# The SMTP relay (`manage.py smtp_relay`, relay/): devices that only know a user and a password send
+# through it; it forwards with the account's token. Addresses are HOST:PORT, comma-separated ([::]:587).
+def _listen(name, default):
+    addresses = []
+    for item in filter(None, (item.strip() for item in env.list(name, default=default))):
+        host, sep, port = item.rpartition(":")
+        if not sep or not port.isdigit() or not 0 < int(port) < 65536:
+            raise ValueError(f"{item!r} is not HOST:PORT")
+        addresses.append((host.strip("[]") or "0.0.0.0", int(port)))
+    return addresses
+
+
+def _networks(name):
+    import ipaddress
+
+    return [ipaddress.ip_network(item.strip(), strict=False) for item in env.list(name, default=[]) if item.strip()]
+
+
+OAUTHMAIL_RELAY_LISTEN = _setting("OAUTHMAIL_RELAY_LISTEN", lambda: _listen("OAUTHMAIL_RELAY_LISTEN", ["0.0.0.0:587"]))
+OAUTHMAIL_RELAY_TLS_LISTEN = _setting(
+    "OAUTHMAIL_RELAY_TLS_LISTEN", lambda: _listen("OAUTHMAIL_RELAY_TLS_LISTEN", ["0.0.0.0:465"])
+)
+OAUTHMAIL_RELAY_TLS_CERT = env.str("OAUTHMAIL_RELAY_TLS_CERT", default="")  # PEM: certificate, then its chain
+OAUTHMAIL_RELAY_TLS_KEY = env.str("OAUTHMAIL_RELAY_TLS_KEY", default="")
+# Devices on these networks may log in without TLS (e.g. 127.0.0.0/8); nobody else ever may.
+OAUTHMAIL_RELAY_PLAINTEXT_NETWORKS = _setting(
+    "OAUTHMAIL_RELAY_PLAINTEXT_NETWORKS", lambda: _networks("OAUTHMAIL_RELAY_PLAINTEXT_NETWORKS")
+)
+OAUTHMAIL_RELAY_HOSTNAME = env.str("OAUTHMAIL_RELAY_HOSTNAME", default="")  # blank: the machine's name
+OAUTHMAIL_RELAY_MAX_MESSAGE_MB = _setting(
+    "OAUTHMAIL_RELAY_MAX_MESSAGE_MB", lambda: env.float("OAUTHMAIL_RELAY_MAX_MESSAGE_MB", default=35.0)
+)
+# Every exchange with the upstream server (log in; one message) must end within this many seconds.
+OAUTHMAIL_RELAY_UPSTREAM_TIMEOUT = _setting(
+    "OAUTHMAIL_RELAY_UPSTREAM_TIMEOUT", lambda: env.float("OAUTHMAIL_RELAY_UPSTREAM_TIMEOUT", default=60.0)
+)
+# Exchange Online accepts 3 simultaneous SMTP submissions per mailbox (more get 432 4.3.2).
+OAUTHMAIL_RELAY_UPSTREAM_CONNECTIONS = _setting(
+    "OAUTHMAIL_RELAY_UPSTREAM_CONNECTIONS", lambda: env.int("OAUTHMAIL_RELAY_UPSTREAM_CONNECTIONS", default=3)
+)
+OAUTHMAIL_RELAY_UPSTREAM_IDLE = _setting(
+    "OAUTHMAIL_RELAY_UPSTREAM_IDLE", lambda: env.float("OAUTHMAIL_RELAY_UPSTREAM_IDLE", default=30.0)
+)
+OAUTHMAIL_RELAY_WORKERS = _setting("OAUTHMAIL_RELAY_WORKERS", lambda: env.int("OAUTHMAIL_RELAY_WORKERS", default=8))
+
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
@@ -266,6 +333,8 @@ LOGGING = {
         "msal": {"level": "WARNING"},
         "urllib3": {"level": "WARNING"},
         "google": {"level": "WARNING"},
+        # aiosmtpd logs every command line at INFO, AUTH PLAIN's credentials included.
+        "mail.log": {"level": "WARNING"},
         "axes": {"level": "WARNING"},  # a lock-out is logged (WARNING); not each attempt's bookkeeping
     },
 }

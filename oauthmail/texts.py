@@ -44,12 +44,19 @@ TEXTS = {
     "token.refresh_failed": _("Refresh failed: %(failure)s"),
     "token.reauth_required": _("Refresh refused, sign in again (Init. Token): %(failure)s"),
     "token.read": _("Token read by API client %(name)s."),
+    "token.stored_handed_out": _("The refresh failed; the stored access token, valid until %(expires_at)s, "
+                                 "was handed out."),
+    "token.failing_warning": _("The last refresh failed (%(error)s); this token is valid until %(expires_at)s."),
     "account.mail_servers_changed": _("%(changes)s."),
     "account.mail_servers_approved": _("Insecure mail-server settings approved."),
     "account.token_dropped": _("%(rebound)s: the token of the previous mailbox was dropped; run Init. Token."),
     "account.deleted": _("Account %(account)s deleted."),
     "connection.ok": _("%(where)s: OK. %(detail)s"),
     "connection.failed": _("%(where)s: failed at %(step)s: %(detail)s"),
+    "relay.sent": _("Relay client %(client)s: <%(sender)s> to %(recipients)s, %(size)s bytes, sent. Answer: %(reply)s"),
+    "relay.refused": _(
+        "Relay client %(client)s: <%(sender)s> to %(recipients)s, %(size)s bytes, refused. Answer: %(reply)s"
+    ),
     # --- Token errors met by oauthmail itself ----------------------------------------------------
     "token.no_identity": _("The provider did not say who signed in: the token was refused."),
     "token.identity_mismatch": _("%(who)s signed in, but this account needs %(expected)s: the token was refused."),
@@ -100,6 +107,9 @@ TEXTS = {
         "App-only access needs the application's client secret or certificate, and none is set."
     ),
     "microsoft.no_access_token": _("Microsoft's answer held no access token."),
+    # --- Any identity provider (providers/http.py) ---------------------------------------------------
+    "provider.too_slow": _("%(host)s took too long to answer: no complete answer within %(seconds)s seconds."),
+    "provider.cancelled": _("The request to %(host)s was cancelled: oauthmail is stopping."),
     # --- Google (providers/google.py) -------------------------------------------------------------
     "google.error": _("Google answered with an error."),
     "google.invalid_grant": _("Google refused the grant: the mailbox must be signed in again (Init. Token)."),
@@ -147,6 +157,7 @@ TEXTS = {
         "No answer from %(server)s within %(seconds)s seconds: check the port and the security "
         "(TLS or STARTTLS), or a firewall."
     ),
+    "net.too_slow": _("%(server)s took too long: the dialogue did not end within %(seconds)s seconds."),
     "net.certificate": _(
         "The server's certificate could not be verified (%(reason)s). Turn off “verify server "
         "certificate” only for a local test server."

@@ -38,6 +38,10 @@ def _error(error, description=""):
 
 
 def _transport_error(exc):
+    if isinstance(exc, google.auth.exceptions.TransportError) and isinstance(exc.__cause__, Exception):
+        exc = exc.__cause__  # what our HTTP client raised
+    if isinstance(exc, http.ExchangeTimeout):
+        return ProviderError(text=exc.text, params=exc.params, code="timeout")
     if isinstance(exc, http.TransientHTTPError):
         return ProviderError(text="google.unavailable", params={"status": exc.status}, code=f"HTTP {exc.status}",
                              retry_after=exc.retry_after)
@@ -82,10 +86,12 @@ class GoogleProvider(Provider):
             "auth_uri": endpoints["authorization_endpoint"],
             "token_uri": endpoints["token_endpoint"],
         }}
-        return Flow.from_client_config(
+        flow = Flow.from_client_config(
             config, scopes=app.delegated_scopes(), redirect_uri=redirect_uri,
             code_verifier=code_verifier, autogenerate_code_verifier=code_verifier is None,
         )
+        http.bounded(flow.oauth2session)  # the code exchange is bounded like every other request
+        return flow
 
     def begin(self, app, *, flow, login_hint="", redirect_uri="", state=""):
         if flow != AUTHORIZATION_CODE:

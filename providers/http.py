@@ -1,16 +1,30 @@
 """All outgoing HTTP to identity providers leaves through here.
 
-Every request has a timeout and verifies certificates (requests' defaults, honouring
-REQUESTS_CA_BUNDLE). 429 and 5xx answers are raised as TransientHTTPError (with Retry-After)
-so that callers retry them; discovery documents are cached for an hour per process, so a refresh
-costs one token request, not a discovery round-trip as well.
+Every request verifies certificates (requests' defaults, honouring REQUESTS_CA_BUNDLE) and is
+bounded as a whole: connect, TLS handshake, sending and the complete answer must all fit in
+OAUTHMAIL_HTTP_TIMEOUT seconds, and in whatever deadline the caller is inside of (the lease of an
+account's claim, accounts/claims.py). requests' own timeout bounds each read only, so a server
+that answers one byte at a time would never trip it; `DeadlineAdapter` puts every request under an
+oauthmail.deadlines.Deadline instead, whose watchdog shuts the connection's socket down when it
+passes, and raises `ExchangeTimeout`. It never starts a request when no time is left.
+
+429 and 5xx answers are raised as TransientHTTPError (with Retry-After) so that callers retry them;
+discovery documents are cached for an hour per process, so a refresh costs one token request, not
+a discovery round-trip as well.
 """
 import json
 import threading
 import time
+from urllib.parse import urlsplit
 
 import requests
+import requests.adapters
+import urllib3
+import urllib3.connection
 from django.conf import settings
+
+from oauthmail import deadlines
+from oauthmail.texts import render
 
 DISCOVERY_TTL = 3600
 _discovery_cache = {}
@@ -30,6 +44,91 @@ def _retry_after(response):
         return max(0.0, float(value))
     except ValueError:
         return None
+
+
+class ExchangeTimeout(deadlines.DeadlineExceeded, requests.exceptions.Timeout):
+    """A request did not finish in time (or was cancelled because the process is stopping). `text` and
+    `params` are its sentence in oauthmail/texts.py and their facts."""
+
+    def __init__(self, *, host, seconds, cancelled=False, request=None):
+        self.text = "provider.cancelled" if cancelled else "provider.too_slow"
+        self.params = {"host": host, "seconds": f"{seconds:.3g}"}
+        deadlines.DeadlineExceeded.__init__(self, render(self.text, self.params), seconds=seconds,
+                                            cancelled=cancelled)
+        self.request, self.response = request, None  # as requests' own exceptions have them
+
+
+class _Watched:
+    """A urllib3 connection whose socket is watched by the calling thread's deadlines: from its
+    creation (before the TLS handshake), and again at each request when kept alive between requests."""
+
+    def _new_conn(self):
+        sock = super()._new_conn()
+        deadlines.watch(sock)
+        return sock
+
+    def request(self, *args, **kwargs):
+        if self.sock is not None:  # opened earlier (kept alive), or just now (then watched twice: harmless)
+            deadlines.watch(self.sock)
+        return super().request(*args, **kwargs)
+
+
+class _HTTPConnection(_Watched, urllib3.connection.HTTPConnection):
+    pass
+
+
+class _HTTPSConnection(_Watched, urllib3.connection.HTTPSConnection):
+    pass
+
+
+class _HTTPPool(urllib3.HTTPConnectionPool):
+    ConnectionCls = _HTTPConnection
+
+
+class _HTTPSPool(urllib3.HTTPSConnectionPool):
+    ConnectionCls = _HTTPSConnection
+
+
+POOLS = {"http": _HTTPPool, "https": _HTTPSPool}
+
+
+class DeadlineAdapter(requests.adapters.HTTPAdapter):
+    """requests' adapter, with each request bounded as a whole by OAUTHMAIL_HTTP_TIMEOUT and by the
+    deadlines the calling thread is inside of. The answer is read in full before send() returns."""
+
+    def init_poolmanager(self, *args, **kwargs):
+        super().init_poolmanager(*args, **kwargs)
+        self.poolmanager.pool_classes_by_scheme = POOLS
+
+    def proxy_manager_for(self, proxy, **proxy_kwargs):
+        manager = super().proxy_manager_for(proxy, **proxy_kwargs)
+        if not proxy.lower().startswith("socks"):  # SOCKS proxies bring their own pools: bounded per read only
+            manager.pool_classes_by_scheme = POOLS
+        return manager
+
+    def send(self, request, stream=False, timeout=None, **kwargs):
+        host = urlsplit(request.url).netloc
+        with deadlines.Deadline(settings.OAUTHMAIL_HTTP_TIMEOUT):
+            left = deadlines.remaining()
+            try:
+                if left <= 0:  # never send a request that has no time left to be answered
+                    raise TimeoutError
+                response = super().send(request, stream=stream, timeout=(left, left), **kwargs)
+                response.content  # noqa: B018 (the whole answer, within the deadline)
+            except Exception as exc:
+                if not deadlines.expired():
+                    raise
+                raise ExchangeTimeout(host=host, seconds=left, cancelled=deadlines.cancelled(),
+                                      request=request) from exc
+        return response
+
+
+def bounded(session):
+    """Send every request of this requests.Session through a DeadlineAdapter; returns the session."""
+    adapter = DeadlineAdapter()
+    session.mount("https://", adapter)
+    session.mount("http://", adapter)
+    return session
 
 
 class CachedResponse:
@@ -52,7 +151,7 @@ class HttpClient:
     @property
     def session(self):
         if not hasattr(self._local, "session"):
-            self._local.session = requests.Session()
+            self._local.session = bounded(requests.Session())
         return self._local.session
 
     def _send(self, method, url, **kwargs):

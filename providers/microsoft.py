@@ -55,6 +55,8 @@ def _error_from(result):
 
 
 def _transport_error(exc, authority):
+    if isinstance(exc, http.ExchangeTimeout):
+        return ProviderError(text=exc.text, params=exc.params, code="timeout")
     if isinstance(exc, http.TransientHTTPError):
         return ProviderError(
             text="microsoft.unavailable", params={"status": exc.status}, code=f"HTTP {exc.status}",

@@ -250,7 +250,8 @@ class MailSink:
     """An SMTP server on 127.0.0.1 that keeps what it receives: the relay behind Dovecot's submission.
 
     A sender in ``refuse_senders`` gets ``550 5.7.60`` at MAIL FROM, as Exchange Online answers a
-    mailbox that may log in but not send as that address.
+    mailbox that may log in but not send as that address. ``fail_next(count, reply)`` answers the
+    end of data of the next ``count`` messages with ``reply`` (and keeps none of them).
     """
 
     REFUSAL = "550 5.7.60 SMTP; Client does not have permissions to send as this sender"
@@ -259,6 +260,7 @@ class MailSink:
         self.port = free_port()
         self.messages = []
         self.refuse_senders = set()
+        self._failures = []
         self._lock = threading.Lock()
         self._controller = Controller(self, hostname="127.0.0.1", port=self.port)
 
@@ -273,6 +275,11 @@ class MailSink:
         with self._lock:
             self.messages.clear()
             self.refuse_senders.clear()
+            self._failures.clear()
+
+    def fail_next(self, count, reply="451 4.3.0 Temporary server error, try again later"):
+        with self._lock:
+            self._failures.extend([reply] * count)
 
     async def handle_MAIL(self, server, session, envelope, address, mail_options):
         if address in self.refuse_senders:
@@ -283,6 +290,8 @@ class MailSink:
 
     async def handle_DATA(self, server, session, envelope):
         with self._lock:
+            if self._failures:
+                return self._failures.pop(0)
             self.messages.append(envelope)
         return "250 2.0.0 Message accepted"
 

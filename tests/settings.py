@@ -1,5 +1,6 @@
 """Settings for the test suite: fixed keys, no `.env`; DATABASE_URL still chooses the database."""
 import os
+import tempfile
 
 os.environ["OAUTHMAIL_ENV_FILE"] = ""
 os.environ.setdefault("SECRET_KEY", "tests-only-secret-key-not-for-production")
@@ -14,3 +15,11 @@ from oauthmail.settings import *  # noqa: E402,F403
 OAUTHMAIL_RETRY_BACKOFF = 0.05
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 STATIC_ROOT = None
+
+if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":  # noqa: F405
+    # A file rather than SQLite's shared in-memory database: the SMTP relay's worker threads write while the
+    # test runs, and only a file database waits for a lock (busy timeout, WAL) as production's does; the
+    # in-memory one answers "database table is locked" at once.
+    DATABASES["default"]["TEST"] = {  # noqa: F405
+        "NAME": os.path.join(tempfile.gettempdir(), f"oauthmail-test-{os.getpid()}.sqlite3"),
+    }

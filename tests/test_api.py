@@ -63,7 +63,7 @@ def test_each_read_is_an_event_naming_the_client(client, account, key):
     assert ApiClient.objects.get(name="erp").last_used_at is not None
 
 
-def test_a_token_expiring_within_5_minutes_is_refreshed_first(client, account, key, idp):
+def test_a_token_expiring_within_the_minimum_validity_is_refreshed_first(client, account, key, idp):
     old = account.access_token
     Account.objects.filter(pk=account.pk).update(access_token_expires_at=timezone.now() + timedelta(minutes=4))
     body = get(client, account.identifier, key).json()

@@ -192,7 +192,7 @@ def test_show_token_prints_the_current_token_without_refreshing(idp, active):
     assert not [r for r in idp.token_requests if r["grant_type"] == "refresh_token"]
 
 
-def test_show_token_refreshes_a_token_expiring_within_5_minutes(idp, active):
+def test_show_token_refreshes_a_token_expiring_within_the_minimum_validity(idp, active):
     expire_soon(active, minutes=4)
     out, _ = run("show_token", active.identifier)
     assert out.strip() != active.access_token

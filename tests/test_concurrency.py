@@ -5,6 +5,7 @@ test (tests/fixtures_scale.py); .ci/postgres runs these against PostgreSQL.
 """
 import json
 import signal
+import time
 from datetime import timedelta
 
 import pytest
@@ -13,7 +14,9 @@ from django.utils import timezone
 pytest.register_assert_rewrite("tests.fixtures_scale")
 pytest_plugins = ["tests.fixtures_scale"]  # the shared_db fixture
 
+from providers.models import Application  # noqa: E402
 from tests.fixtures_scale import make_world, refresh_requests, wait_for  # noqa: E402
+from tests.slowdrip import microsoft_authority  # noqa: E402
 
 pytestmark = pytest.mark.postgres
 
@@ -81,3 +84,30 @@ def test_a_refresh_killed_midway_leaves_every_account_usable(shared_db, idp, tmp
     assert set(world.statuses().values()) == {"active"}
     assert idp.refresh_token_reuse == 0
     assert_every_stored_refresh_token_works(world)
+
+
+def test_a_refresh_token_is_never_in_two_requests_even_when_the_provider_answers_slowly(shared_db, idp, tmp_path):
+    """show_token claims the account and sends its refresh token to a provider that answers one byte at
+    a time (each byte well within the read timeout). A second refresher starts once show_token's lease
+    has run out. show_token must have given up, its connection closed, before that: the refresh token
+    is sent again only when no answer to the first request can come any more."""
+    world = make_world(shared_db, idp, tmp_path, count=1)
+    [identifier] = world.identifiers
+    env = shared_db.env(OAUTHMAIL_HTTP_TIMEOUT=1, OAUTHMAIL_RETRY_ATTEMPTS=1)
+    with microsoft_authority(idp.ca) as slow:
+        Application.objects.using(shared_db.alias).filter(pk=world.application.pk).update(authority_url=slow.url)
+        holder = shared_db.start("show_token", identifier, env=env)
+        try:
+            wait_for(slow.dripped, what="show_token's token request")
+            lease_ends = world.accounts().get().claimed_until  # read while show_token holds the claim
+            time.sleep(max(0.0, lease_ends.timestamp() - time.time()) + 0.1)
+            second = shared_db.run("refresh_tokens", identifier, "--json", env=env, check=False, timeout=30)
+            _out, err = holder.communicate(timeout=30)
+        finally:
+            holder.kill()
+        first_request, second_request = slow.dripped()
+    assert first_request.form["refresh_token"] == second_request.form["refresh_token"]
+    assert first_request.closed < lease_ends.timestamp()  # show_token gave up while it held the claim
+    assert not first_request.overlaps(second_request)
+    assert holder.returncode == 1 and "took too long to answer" in err
+    assert "took too long to answer" in json.loads(second.stdout)["failed"][0]["error"]

@@ -139,7 +139,7 @@ def test_loop_exits_cleanly_on_sigterm_after_finishing_the_accounts_in_hand(shar
     finally:
         process.kill()
     assert process.returncode == 0, err
-    assert "Stopped." in out
+    assert "Stopped" in err
     refreshed = int(out.split(" refreshed")[0].split()[-1])
     statuses = world.statuses()
     assert 0 < refreshed < 20 and list(statuses.values()).count("active") == refreshed

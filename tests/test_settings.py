@@ -26,6 +26,11 @@ def test_starts_with_every_required_setting():
     assert result.returncode == 0, result.stderr
 
 
+def test_the_minimum_token_validity_may_be_a_fraction_of_a_minute():
+    result = run_check(SECRET_KEY="s3cret", OAUTHMAIL_ENCRYPTION_KEYS=GOOD_KEY, OAUTHMAIL_MIN_TOKEN_VALIDITY="2.5")
+    assert result.returncode == 0, result.stderr
+
+
 @pytest.mark.parametrize(
     "overrides, named",
     [
@@ -37,12 +42,11 @@ def test_starts_with_every_required_setting():
             "DATABASE_URL",
         ),
         ({"SECRET_KEY": "s3cret", "OAUTHMAIL_ENCRYPTION_KEYS": GOOD_KEY, "DEBUG": "maybe"}, "DEBUG"),
-        ({"SECRET_KEY": "s3cret", "OAUTHMAIL_ENCRYPTION_KEYS": GOOD_KEY, "CONN_MAX_AGE": "-5"}, "CONN_MAX_AGE"),
-        ({"SECRET_KEY": "s3cret", "OAUTHMAIL_ENCRYPTION_KEYS": GOOD_KEY, "CONN_MAX_AGE": "soon"}, "CONN_MAX_AGE"),
-        (
-            {"SECRET_KEY": "s3cret", "OAUTHMAIL_ENCRYPTION_KEYS": GOOD_KEY, "CONN_HEALTH_CHECKS": "perhaps"},
-            "CONN_HEALTH_CHECKS",
-        ),
+        *[({"SECRET_KEY": "s3cret", "OAUTHMAIL_ENCRYPTION_KEYS": GOOD_KEY, name: value}, name) for name, value in [
+            ("OAUTHMAIL_MIN_TOKEN_VALIDITY", "ten"), ("OAUTHMAIL_MIN_TOKEN_VALIDITY", "-1"),
+            ("OAUTHMAIL_MIN_TOKEN_VALIDITY", "60"), ("OAUTHMAIL_HTTP_TIMEOUT", "0"), ("OAUTHMAIL_HTTP_TIMEOUT", "x"),
+            ("CONN_MAX_AGE", "-5"), ("CONN_MAX_AGE", "soon"), ("CONN_HEALTH_CHECKS", "perhaps"),
+        ]],
     ],
 )
 def test_missing_or_malformed_setting_stops_with_one_line_naming_it(overrides, named):

@@ -13,7 +13,7 @@ import pytest
 BASE_DIR = Path(__file__).resolve().parent.parent
 SCRIPT = BASE_DIR / "scripts" / "test-packages"
 NEEDED = ["dovecot-imapd", "dovecot-pop3d", "dovecot-submissiond", "chromium", "libatomic1", "msmtp", "curl", "jq",
-          "isync", "libsasl2-modules-kdexoauth2", "swaks"]
+          "isync", "libsasl2-modules-kdexoauth2", "swaks", "libnet-ssleay-perl"]
 
 DPKG_QUERY = r"""#!/bin/sh
 # dpkg-query -W -f='${Package} ${db:Status-Status}\n' PACKAGE...

@@ -6,10 +6,20 @@ from .accounts import AccountBusy, account_delete, account_save
 from .bulk import ImportReport, import_accounts, init_all_new
 from .init import account_init_callback, account_init_poll, account_init_start
 from .refresh import RefreshReport, due_accounts, refresh_due
-from .tokens import TokenUnavailable, log_event, token_get, token_refresh, xoauth2_payload, xoauth2_string
+from .tokens import (
+    TokenUnavailable,
+    failing_warning,
+    log_event,
+    min_token_validity,
+    token_get,
+    token_refresh,
+    xoauth2_payload,
+    xoauth2_string,
+)
 
 __all__ = [
     "AccountBusy", "ImportReport", "RefreshReport", "TokenUnavailable", "account_delete", "account_init_callback",
-    "account_init_poll", "account_init_start", "account_save", "due_accounts", "import_accounts", "init_all_new",
-    "log_event", "refresh_due", "token_get", "token_refresh", "xoauth2_payload", "xoauth2_string",
+    "account_init_poll", "account_init_start", "account_save", "due_accounts", "failing_warning", "import_accounts",
+    "init_all_new", "log_event", "min_token_validity", "refresh_due", "token_get", "token_refresh",
+    "xoauth2_payload", "xoauth2_string",
 ]

@@ -167,10 +167,12 @@ class _Run:
             return  # not started: given back with the others by release_all()
         entry = {"account": account.identifier}
         try:
-            if not claims.start(account.pk, self.claim_id):
+            deadline = claims.start(account.pk, self.claim_id)
+            if deadline is None:
                 self.done("skipped", {**entry, "reason": _("busy in another process")})
                 return
-            tokens = _refresh_claimed(account=account, actor=self.actor)
+            with deadline:
+                tokens = _refresh_claimed(account=account, actor=self.actor, stopping=self.stopping)
             self.done("refreshed", {**entry, "expires_at": tokens.expires_at.isoformat()})
         except ProviderError as error:
             self.done("failed", {**entry, "status": account.status, "error": str(error), "code": error.code})

@@ -5,6 +5,7 @@ refresh token is saved in one transaction with the facts that go with it, before
 can fail.
 """
 import base64
+import itertools
 import time
 from datetime import timedelta
 
@@ -13,14 +14,17 @@ from django.db import transaction
 from django.utils import timezone
 from django.views.decorators.debug import sensitive_variables
 
+from oauthmail import deadlines
 from oauthmail.crypto import DecryptionError
-from oauthmail.texts import facts_text
+from oauthmail.texts import facts_text, render
 from providers.base import ProviderError
 
 from ..claims import ClaimTimeout, claimed
 from ..models import Account, TokenEvent
 
 RETRY_AFTER_CAP = 60
+# A refresh failed transiently: the stored access token is still handed out when valid this much longer.
+FALLBACK_MIN_VALIDITY = timedelta(minutes=1)
 REFRESHABLE = (Account.Status.ACTIVE, Account.Status.FAILING)
 OUTCOME_LENGTH = TokenEvent._meta.get_field("outcome").max_length
 
@@ -114,11 +118,27 @@ def _check_identity(account, tokens):
                             code="identity_mismatch", permanent=True)
 
 
-def _refresh_claimed(*, account, actor):
-    """Refresh while holding the claim, retrying transient failures. Raises ProviderError on failure."""
+def _retry_later(error, attempt, stopping):
+    """Sleep before the next attempt and return True; False (no sleep) when no attempt should follow:
+    the failure is permanent, attempts are used up, the claim's time is short, or the caller stops."""
+    if error.permanent or attempt >= max(1, settings.OAUTHMAIL_RETRY_ATTEMPTS):
+        return False
+    delay = min(max(settings.OAUTHMAIL_RETRY_BACKOFF * 2 ** (attempt - 1), error.retry_after or 0), RETRY_AFTER_CAP)
+    if deadlines.remaining() < delay + 2 * settings.OAUTHMAIL_HTTP_TIMEOUT:
+        return False  # another attempt might not end before the claim's lease does
+    wake = time.monotonic() + delay
+    while (left := wake - time.monotonic()) > 0:
+        if stopping is not None and stopping():
+            return False
+        time.sleep(min(left, 0.1))
+    return stopping is None or not stopping()
+
+
+def _refresh_claimed(*, account, actor, stopping=None):
+    """Refresh while holding the claim, retrying transient failures (until `stopping()`, if given, says
+    to stop). Raises ProviderError on failure."""
     app = account.application
-    attempts = max(1, settings.OAUTHMAIL_RETRY_ATTEMPTS)
-    for attempt in range(1, attempts + 1):
+    for attempt in itertools.count(1):
         try:
             if not account.is_app_only and not account.refresh_token:
                 raise ProviderError(text="token.no_refresh_token", code="no_refresh_token", reauth=True)
@@ -131,11 +151,9 @@ def _refresh_claimed(*, account, actor):
             _record_failure(account=account, error=error, actor=actor)
             raise error from None
         except ProviderError as error:
-            if error.permanent or attempt == attempts:
+            if not _retry_later(error, attempt, stopping):
                 _record_failure(account=account, error=error, actor=actor)
                 raise
-            delay = max(settings.OAUTHMAIL_RETRY_BACKOFF * 2 ** (attempt - 1), error.retry_after or 0)
-            time.sleep(min(delay, RETRY_AFTER_CAP))
             continue
         if account.status == Account.Status.NEW and tokens.signed_in_as and not account.is_app_only:
             try:  # a refresh token imported from another tool: make sure it is this mailbox's
@@ -166,9 +184,32 @@ def _not_refreshable(account):
     return facts_text(not_refreshable_facts(account))
 
 
+def min_token_validity():
+    """How long a token handed out must still be valid: OAUTHMAIL_MIN_TOKEN_VALIDITY minutes."""
+    return timedelta(minutes=settings.OAUTHMAIL_MIN_TOKEN_VALIDITY)
+
+
+def _usable_after_failure(account, error):
+    """Whether the stored access token may be handed out although its refresh failed: only when the
+    failure is transient (network, timeout, 5xx, 429: the provider said nothing about the grant) and
+    the token is valid for FALLBACK_MIN_VALIDITY more. A permanent answer (invalid_grant, invalid_client
+    ...) is believed: the old token may still work at the provider, but the grant is gone or broken
+    and consumers must learn it now, not when the token runs out."""
+    expires_at = account.access_token_expires_at
+    return (not error.permanent and bool(account.access_token) and expires_at is not None
+            and expires_at - timezone.now() >= FALLBACK_MIN_VALIDITY)
+
+
 @sensitive_variables("token")
-def token_get(*, account, actor, min_validity=timedelta(minutes=5)):
-    """A valid access token for the account, refreshed first when it expires within `min_validity`."""
+def token_get(*, account, actor, min_validity=None):
+    """A valid access token for the account, and when it expires: refreshed first when it expires within
+    `min_validity` (default: min_token_validity()), else the stored one.
+
+    When that refresh fails transiently and the stored token is still valid (_usable_after_failure),
+    the stored token is handed out all the same and the hand-out logged; the account is `failing`
+    with the error, as after any failed refresh.
+    """
+    min_validity = min_token_validity() if min_validity is None else min_validity
     try:
         with claimed(account.pk):
             account.refresh_from_db()
@@ -183,12 +224,25 @@ def token_get(*, account, actor, min_validity=timedelta(minutes=5)):
                 try:
                     _refresh_claimed(account=account, actor=actor)
                 except ProviderError as error:
-                    code = "reauth_required" if error.reauth else "provider_error"
-                    raise TokenUnavailable(str(error), code=code, facts=error.facts()) from None
+                    if not _usable_after_failure(account, error):
+                        code = "reauth_required" if error.reauth else "provider_error"
+                        raise TokenUnavailable(str(error), code=code, facts=error.facts()) from None
+                    log_event(account=account, actor=actor, kind=TokenEvent.Kind.FALLBACK,
+                              code="token.stored_handed_out",
+                              params={"expires_at": account.access_token_expires_at.isoformat()})
             return account.access_token, account.access_token_expires_at
     except (ClaimTimeout, DecryptionError) as error:
         code = "busy" if isinstance(error, ClaimTimeout) else "decryption"
         raise TokenUnavailable(str(error), code=code, facts=error_facts(error)) from None
+
+
+def failing_warning(*, account, expires_at):
+    """After token_get: when the account is failing (its last refresh failed, the token handed out is
+    the stored one), a sentence saying so; else ""."""
+    if account.status != Account.Status.FAILING:
+        return ""
+    return render("token.failing_warning", {"error": account.last_error_params or account.last_error,
+                                            "expires_at": expires_at.isoformat()})
 
 
 @sensitive_variables("token")

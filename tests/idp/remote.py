@@ -58,8 +58,8 @@ class RemoteIdentityProvider:
     def issue_refresh_token(self, client_id, email, scope="openid profile offline_access") -> str:
         return self._call("issue_refresh_token", client_id=client_id, email=email, scope=scope)
 
-    def revoke(self, email) -> int:
-        return self._call("revoke", email=email)
+    def revoke(self, email, access_tokens=False) -> int:
+        return self._call("revoke", email=email, access_tokens=access_tokens)
 
     def fail_next(self, count, status=503, retry_after=None, body=None):
         return self._call("fail_next", count=count, status=status, retry_after=retry_after, body=body)

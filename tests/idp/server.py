@@ -114,13 +114,17 @@ class TestIdentityProvider(IdentityProviderState):
     def _token_endpoint(self, request, handler, **path_args) -> Response:
         """Every token request: sleep ``latency``, answer an injected failure or run ``handler``, log it."""
         arrived = time.time()
-        if self.latency:
-            time.sleep(self.latency)
-        failure = self.take_failure()
-        if failure:
-            response = _failure_response(failure)
-        else:
-            response = handler(self, request, **path_args)
+        self.count_in_flight(+1)
+        try:
+            if self.latency:
+                time.sleep(self.latency)
+            failure = self.take_failure()
+            if failure:
+                response = _failure_response(failure)
+            else:
+                response = handler(self, request, **path_args)
+        finally:
+            self.count_in_flight(-1)
         form = request.form
         self.record_token_request({
             "path": request.path,
@@ -130,6 +134,7 @@ class TestIdentityProvider(IdentityProviderState):
             "scope": form.get("scope"),
             "status": response.status,
             "at": arrived,
+            "answered": time.time(),
         })
         return response
 

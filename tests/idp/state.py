@@ -63,6 +63,7 @@ class IdentityProviderState:
             self._deny_next_sign_in = False
             self._token_requests: list[dict] = []
             self.refresh_token_reuse = 0
+            self.token_requests_in_flight = 0  # arrived at the token endpoint, not answered yet
 
     def set(self, **settings):
         """Change settings (the keys of DEFAULT_SETTINGS), e.g. ``set(latency=0.05)``."""
@@ -107,12 +108,16 @@ class IdentityProviderState:
         with self._lock:
             return self._new_refresh_token(Grant(client_id, email, scope, offline=True))
 
-    def revoke(self, email) -> int:
-        """Revoke every live refresh token of ``email`` (they now give AADSTS50173); returns how many."""
+    def revoke(self, email, access_tokens=False) -> int:
+        """Revoke every live refresh token of ``email`` (they now give AADSTS50173); returns how many.
+        With ``access_tokens``, its access tokens die at once too (as with continuous access evaluation)."""
         with self._lock:
             live = [t for t in self._refresh_tokens.values() if t.grant.email == email and t.status == "live"]
             for token in live:
                 token.status = "revoked"
+            if access_tokens:
+                for token in [t for t, (grant, _) in self._access_tokens.items() if grant.email == email]:
+                    del self._access_tokens[token]
             return len(live)
 
     def fail_next(self, count, status=503, retry_after=None, body=None):
@@ -136,7 +141,8 @@ class IdentityProviderState:
 
     @property
     def token_requests(self) -> list[dict]:
-        """One dict per token-endpoint request: path, grant_type, client_id, refresh_token, scope, status, at."""
+        """One dict per token-endpoint request: path, grant_type, client_id, refresh_token, scope, status, at
+        (arrival) and answered (wall-clock times)."""
         with self._lock:
             return [dict(entry) for entry in self._token_requests]
 
@@ -145,6 +151,10 @@ class IdentityProviderState:
             return {"token_requests": len(self._token_requests), "refresh_token_reuse": self.refresh_token_reuse}
 
     # ----- used by the endpoints -----------------------------------------------------------------
+    def count_in_flight(self, change: int):
+        with self._lock:
+            self.token_requests_in_flight += change
+
     def record_token_request(self, entry: dict):
         with self._lock:
             self._token_requests.append(entry)

@@ -11,8 +11,11 @@ from django.utils.translation import gettext as _
 
 from accounts import services
 from alerts.services import send_alerts_quietly
+from oauthmail import deadlines
 
 from ._progress import ProgressBar
+
+CRON_AHEAD = timedelta(minutes=5)  # cron runs every 5 minutes: refresh before consumers' minimum validity
 
 
 class Command(BaseCommand):
@@ -25,8 +28,9 @@ class Command(BaseCommand):
     def add_arguments(self, parser):
         parser.add_argument("identifiers", nargs="*", metavar="IDENT", help=_("only these accounts (due or not)"))
         parser.add_argument(
-            "--within", type=int, default=15, metavar="MINUTES",
-            help=_("refresh access tokens that expire within this many minutes (default 15)"),
+            "--within", type=float, default=None, metavar="MINUTES",
+            help=_("refresh access tokens that expire within this many minutes (default: "
+                   "OAUTHMAIL_MIN_TOKEN_VALIDITY + 5, so that cron refreshes before consumers must)"),
         )
         parser.add_argument(
             "--workers", type=int, default=8, metavar="N", help=_("refresh this many accounts at once (default 8)")
@@ -39,8 +43,18 @@ class Command(BaseCommand):
         parser.add_argument("--json", action="store_true", dest="as_json", help=_("print a machine-readable report"))
 
     def handle(self, *args, identifiers, within, workers, loop, interval, as_json, **options):
-        if within < 0:
+        min_validity = services.min_token_validity()
+        if within is None:
+            within = min_validity + CRON_AHEAD
+        elif within < 0:
             raise CommandError(_("--within must be zero or more minutes."))
+        else:
+            within = timedelta(minutes=within)
+            if within <= min_validity:
+                self.stderr.write(_(
+                    "Warning: --within is not more than OAUTHMAIL_MIN_TOKEN_VALIDITY (%(minutes)g minutes): "
+                    "consumers will refresh tokens before this command does."
+                ) % {"minutes": min_validity.total_seconds() / 60})
         if workers < 1:
             raise CommandError(_("--workers must be 1 or more."))
         if interval <= 0:
@@ -55,8 +69,11 @@ class Command(BaseCommand):
                     break
                 close_old_connections()  # as after a web request: none is kept open between runs
                 if stop.wait(max(0.0, started + interval - time.monotonic())):
-                    self.stdout.write(_("Stopped."))
-                    return
+                    break
+        if stop.is_set():  # on standard error: standard output may be JSON
+            self.stderr.write(_("Stopped: accounts not started yet are left for the next run."))
+            if loop:
+                return
         if report.failed:
             raise SystemExit(1)
 
@@ -64,7 +81,7 @@ class Command(BaseCommand):
         progress = ProgressBar(self.stdout, label=_("Refreshing")) if self.stdout.isatty() and not as_json else None
         try:
             report = services.refresh_due(
-                within=timedelta(minutes=within), identifiers=identifiers, actor="cron", workers=workers,
+                within=within, identifiers=identifiers, actor="cron", workers=workers,
                 progress=progress, stop=stop, details=as_json,
             )
         finally:
@@ -83,11 +100,20 @@ class Command(BaseCommand):
 
 @contextmanager
 def _stopped_by_signals(stop):
-    """SIGTERM and SIGINT set `stop`: the accounts being refreshed finish, then the command ends."""
+    """The first SIGTERM or SIGINT sets `stop`: no account is started any more (nor a refresh retried);
+    those whose request is in flight finish (their answers are stored), the others are given back.
+    A second one also cuts off the requests still waiting for an answer (deadlines.cancel_all): their
+    accounts are recorded as failed, an answer already received is still stored."""
     if threading.current_thread() is not threading.main_thread():
         yield
         return
-    previous = {signum: signal.signal(signum, lambda *_args: stop.set()) for signum in (signal.SIGTERM, signal.SIGINT)}
+
+    def handler(*_args):
+        if stop.is_set():  # again: no locks are taken in a signal handler, so cancel from another thread
+            threading.Thread(target=deadlines.cancel_all, daemon=True).start()
+        stop.set()
+
+    previous = {signum: signal.signal(signum, handler) for signum in (signal.SIGTERM, signal.SIGINT)}
     try:
         yield
     finally:

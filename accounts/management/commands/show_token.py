@@ -8,8 +8,8 @@ from ._common import cli_actor, get_account
 
 class Command(BaseCommand):
     help = _(
-        "Print a valid access token for an account (refreshed first when it expires within 5 minutes), "
-        "for msmtp passwordeval, mbsync PassCmd and the like."
+        "Print a valid access token for an account (refreshed first when it expires within "
+        "OAUTHMAIL_MIN_TOKEN_VALIDITY minutes), for msmtp passwordeval, mbsync PassCmd and the like."
     )
 
     def add_arguments(self, parser):
@@ -21,9 +21,11 @@ class Command(BaseCommand):
     def handle(self, *args, identifier, xoauth2, **options):
         account = get_account(identifier)
         try:
-            token, _expires_at = services.token_get(account=account, actor=cli_actor())
+            token, expires_at = services.token_get(account=account, actor=cli_actor())
         except services.TokenUnavailable as error:
             raise CommandError(str(error)) from None
+        if warning := services.failing_warning(account=account, expires_at=expires_at):
+            self.stderr.write(warning)  # the token still goes to standard output: it works
         if xoauth2:
             token = services.xoauth2_string(email=account.email, token=token)
         self.stdout.write(token)
