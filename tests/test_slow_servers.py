@@ -4,6 +4,7 @@ words that say it took too long. Times are scaled down: a 1-second timeout, a by
 answers that would take a minute or more to trickle in."""
 import json
 import time
+from datetime import timedelta
 
 import pytest
 from django.core.mail import send_mail
@@ -13,14 +14,15 @@ from django.utils import timezone
 
 from accounts.mail import OAuth2MailError
 from accounts.models import Account, InitRequest
+from alerts.models import Channel, Delivery
 from providers.models import Application
 from tests.factories import make_account, make_application, make_google_application, run_command
-from tests.slowdrip import SlowServer, google_authority, microsoft_authority
+from tests.slowdrip import SlowServer, google_authority, http_answer, microsoft_authority
 
 pytest.register_assert_rewrite("tests.fixtures_scale")
 pytest_plugins = ["tests.fixtures_scale"]  # the shared_db fixture
 
-from tests.fixtures_scale import make_world  # noqa: E402
+from tests.fixtures_scale import make_world, wait_for  # noqa: E402
 
 pytestmark = pytest.mark.django_db
 
@@ -186,3 +188,31 @@ def test_the_mail_backend_fails_silently_on_a_slow_greeting_when_asked(settings,
                          fail_silently=True) == 0
     assert clock.seconds < TIMEOUT + SLACK
 
+
+
+# --- alert webhooks -------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("command", ["send_alerts", "refresh_tokens"])
+def test_an_alert_webhook_that_trickles_its_answer_is_given_up_on_and_tried_again_later(idp, settings, command):
+    """send_alerts, and refresh_tokens which sends the alerts after each run: neither waits for the answer."""
+    settings.OAUTHMAIL_RETRY_ATTEMPTS = 3  # a request that ran out of time is not retried at once
+    app = make_application(idp, secret="s3cret")
+    Application.objects.filter(pk=app.pk).update(client_secret_expires_on=timezone.localdate() + timedelta(days=5))
+    with SlowServer(ca=idp.ca, answer=http_answer({"ok": True})) as slow:
+        channel = Channel(name="Teams", kind="webhook", url=f"{slow.url}/hooks/oauthmail")
+        channel.secret = "hook-secret"
+        channel.save()
+        with Clock() as clock:
+            if command == "send_alerts":
+                with pytest.raises(SystemExit):  # exit status 1: a delivery failed
+                    run_command(command)
+            else:
+                run_command(command)
+        [exchange] = slow.dripped()
+        wait_for(lambda: exchange.closed, timeout=5, what="the webhook's connection to be closed")
+    assert clock.seconds < TIMEOUT + SLACK
+    assert exchange.method == "POST" and exchange.closed - exchange.opened < TIMEOUT + SLACK
+    delivery = Delivery.objects.get()
+    assert (delivery.status, delivery.attempts) == (Delivery.Status.PENDING, 1)  # tried again at a later run
+    assert f"took too long to answer: no complete answer within {TIMEOUT} seconds" in delivery.error_text
