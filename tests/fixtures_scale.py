@@ -15,6 +15,7 @@ import os
 import shutil
 import subprocess
 import sys
+import threading
 import time
 import uuid
 from dataclasses import dataclass
@@ -113,6 +114,28 @@ def wait_for(condition, timeout=20, what="the condition"):
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out waiting for {what}")
         time.sleep(0.02)
+
+
+class Lines:
+    """The lines a process writes to a pipe, collected as they come by a thread of their own, so that a
+    test can wait for one (``wait_for(lambda: "..." in lines.text())``) instead of sleeping a fixed time."""
+
+    def __init__(self, pipe):
+        self.lines = []
+        self._thread = threading.Thread(target=self._read, args=(pipe,), daemon=True)
+        self._thread.start()
+
+    def _read(self, pipe):
+        for line in pipe:
+            self.lines.append(line)
+
+    def text(self):
+        return "".join(self.lines)
+
+    def all(self, timeout=20):
+        """Everything, once the process has closed the pipe (it has ended)."""
+        self._thread.join(timeout)
+        return self.text()
 
 
 def write_csv(path, rows, *, columns=("application", "identifier", "name", "email", "flow", "refresh_token")):

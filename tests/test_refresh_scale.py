@@ -10,7 +10,6 @@ import pty
 import select
 import signal
 import subprocess
-import time
 from datetime import timedelta
 from io import StringIO
 
@@ -27,7 +26,7 @@ from tests.factories import make_account, make_application
 pytest.register_assert_rewrite("tests.fixtures_scale")
 pytest_plugins = ["tests.fixtures_scale"]  # the shared_db fixture
 
-from tests.fixtures_scale import make_world, refresh_requests, wait_for  # noqa: E402
+from tests.fixtures_scale import Lines, make_world, refresh_requests, wait_for  # noqa: E402
 
 
 def most_at_once(requests, latency):
@@ -154,16 +153,22 @@ def test_loop_exits_cleanly_on_sigterm_after_finishing_the_accounts_in_hand(shar
 def test_loop_refreshes_again_every_interval(shared_db, idp, tmp_path):
     make_world(shared_db, idp, tmp_path, count=1)
     process = shared_db.start("refresh_tokens", "--loop", "--interval", "0.3")
-    try:
-        time.sleep(2)
+    out, err = Lines(process.stdout), Lines(process.stderr)
+
+    def summaries():
+        return [line for line in out.text().splitlines() if "refreshed," in line]
+
+    try:  # however long Python and Django take to start on a busy machine
+        wait_for(lambda: len(summaries()) >= 3 or process.poll() is not None, timeout=90, what="three runs")
         process.send_signal(signal.SIGTERM)
-        out, err = process.communicate(timeout=20)
+        process.wait(timeout=20)
     finally:
         process.kill()
-    summaries = [line for line in out.splitlines() if "refreshed," in line]
-    assert process.returncode == 0, err
-    assert summaries[0].startswith("1 refreshed") and len(summaries) >= 3
-    assert all(line.startswith("0 refreshed") for line in summaries[1:])
+    out.all(), err.all()
+    assert process.returncode == 0, err.text()
+    runs = summaries()
+    assert runs[0].startswith("1 refreshed") and len(runs) >= 3
+    assert all(line.startswith("0 refreshed") for line in runs[1:])
 
 
 # --- progress -------------------------------------------------------------------------------------
