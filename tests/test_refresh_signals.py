@@ -38,7 +38,7 @@ def test_a_stopped_refresh_stores_the_answers_in_flight_and_retries_nothing(shar
         wait_for(lambda: len(answered(idp, 200)) >= 3, what="a first round of refreshes")
         idp.fail_next(1, status=503, retry_after=30)  # a worker will be waiting 30 s to try again
         wait_for(lambda: answered(idp, 503), what="the failed refresh")
-        time.sleep(0.25)  # the other workers are halfway through their next refresh
+        wait_for(lambda: idp.token_requests_in_flight, what="the other workers' next refresh")
         signalled = time.time()
         process.send_signal(signum)
         out, err = process.communicate(timeout=10)  # not 30 s: no retry after the signal
