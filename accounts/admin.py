@@ -35,7 +35,7 @@ class AccountAdmin(AuditedAdmin):
         "mail_servers_status", "status_badge", "last_error_and_advice", "token_initialized_when",
         "token_initialized_by", "last_refreshed_when", "access_token_expiry", "refresh_token_expiry",
         "refresh_token_age", "signed_in_as",
-        "events_table",
+        "relay_messages", "events_table",
     ]
     fieldsets = [
         (None, {"fields": [
@@ -49,7 +49,7 @@ class AccountAdmin(AuditedAdmin):
             "status_badge", "last_error_and_advice", "signed_in_as", "token_initialized_when", "token_initialized_by",
             "last_refreshed_when", "access_token_expiry", "refresh_token_expiry", "refresh_token_age",
         ]}),
-        (_("Token events"), {"fields": ["events_table"]}),
+        (_("Token events"), {"fields": ["relay_messages", "events_table"]}),
         WHO_WHEN,
     ]
 
@@ -244,6 +244,15 @@ class AccountAdmin(AuditedAdmin):
                   "app (“In production”) or sign in again every week."),
             )
         return age
+
+    @admin.display(description=_("SMTP relay, last 24 hours"))
+    def relay_messages(self, obj):
+        from relay.events import RECENT, relay_message_counts
+
+        counts = relay_message_counts(since=timezone.now() - RECENT, accounts=[obj]).get(obj.pk)
+        if not counts:
+            return _("No message relayed or refused.")
+        return _("%(sent)d relayed, %(refused)d refused.") % counts
 
     @admin.display(description=_("latest events"))
     def events_table(self, obj):

@@ -18,6 +18,7 @@ def dashboard(*, user):
     context = {"zone": zone_name(), "now": now}
     if user.has_perm("accounts.view_account"):
         context.update(_accounts(now))
+        context["relay"] = _relay(user, now)
     if user.has_perm("providers.view_application"):
         context["credentials"] = [
             {"credential": credential, "url": reverse("admin:providers_application_change",
@@ -47,6 +48,26 @@ def _accounts(now):
         "last_run": last_run,
         "refresh_overdue": facts.refresh_overdue(last_run=last_run, now=now),
         "overdue_minutes": int(facts.overdue_after().total_seconds() // 60),
+    }
+
+
+def _relay(user, now):
+    """Messages the SMTP relay sent and refused in the last 24 hours; None when it has no client and sent nothing."""
+    from relay.events import RECENT, relay_message_totals
+    from relay.models import RelayClient
+
+    totals = relay_message_totals(since=now - RECENT)
+    if not any(totals.values()) and not RelayClient.objects.exists():
+        return None
+    events = reverse("admin:accounts_tokenevent_changelist")
+    may_see_events = user.has_perm("accounts.view_tokenevent")
+    return {
+        **totals,
+        "hours": int(RECENT.total_seconds() // 3600),
+        "sent_url": f"{events}?kind__exact=relay_sent" if may_see_events else "",
+        "refused_url": f"{events}?kind__exact=relay_refused" if may_see_events else "",
+        "clients_url": reverse("admin:relay_relayclient_changelist")
+        if user.has_perm("relay.view_relayclient") else "",
     }
 
 

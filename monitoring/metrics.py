@@ -10,6 +10,7 @@ from prometheus_client.multiprocess import MultiProcessCollector
 
 from accounts.services.runs import REFRESH_FAILURES, REFRESH_SUCCESSES, counter_values
 from api.metrics import ANSWERS
+from relay import events as relay_events
 
 from . import facts
 
@@ -33,6 +34,11 @@ class DatabaseCollector:
         refreshes.add_metric(["success"], totals.get(REFRESH_SUCCESSES, 0))
         refreshes.add_metric(["failure"], totals.get(REFRESH_FAILURES, 0))
         yield refreshes
+        relayed = CounterMetricFamily("oauthmail_relay_messages", "Messages the SMTP relay sent or refused.",
+                                      labels=["outcome"])
+        relayed.add_metric(["sent"], totals.get(relay_events.SENT_TOTAL, 0))
+        relayed.add_metric(["refused"], totals.get(relay_events.REFUSED_TOTAL, 0))
+        yield relayed
         yield from self._last_run(now)
 
     def _credentials(self, now):

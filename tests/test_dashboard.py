@@ -108,6 +108,10 @@ def test_the_last_alerts_with_where_they_went(staff_client):
     assert "refresh_tokens has never run" in section and "IT team" in section and "Failed" in section
 
 
+def test_no_smtp_relay_section_while_the_relay_has_no_client(staff_client):
+    assert 'id="relay-messages"' not in dashboard(staff_client)  # its counts: tests/test_relay_counts.py
+
+
 def test_without_an_active_channel_the_dashboard_says_alerts_go_nowhere(staff_client):
     assert "No active alert channel" in dashboard(staff_client)
 
