@@ -6,12 +6,13 @@ connects from a network listed in OAUTHMAIL_RELAY_PLAINTEXT_NETWORKS. Every refu
 same 535 whatever the reason, later and later for an address that keeps failing (relay/throttle.py).
 """
 import asyncio
+import logging
 import re
 import socket
 import ssl
 from dataclasses import dataclass, field
 
-from aiosmtpd.smtp import SMTP, AuthResult, Session
+from aiosmtpd.smtp import SMTP, AuthResult, Session, TLSSetupException
 from django.conf import settings
 from django.utils.translation import gettext as _
 
@@ -22,6 +23,7 @@ from .models import in_networks
 from .throttle import FailureThrottle
 from .upstream import UpstreamPool
 
+log = logging.getLogger("relay")
 INVALID = "535 5.7.8 Authentication credentials invalid"
 MAX_FAILED_LOGINS = 3  # per connection, then it is closed
 IDLE_TIMEOUT = 300  # seconds a device may stay silent (RFC 5321's 5 minutes)
@@ -127,6 +129,13 @@ class RelaySMTP(SMTP):
     def connection_lost(self, error):
         self.relay.sessions.discard(self)
         super().connection_lost(error)
+
+    async def handle_exception(self, error):
+        if isinstance(error, TLSSetupException):  # one line for the journal, not a traceback
+            log.warning("STARTTLS with %s failed: %s. The relay accepts TLS 1.2 or later: a device that offers only "
+                        "TLS 1.0 or 1.1 needs newer firmware.", self.session.peer[0], error.__cause__ or error)
+            return "454 4.7.0 TLS not available"  # never sent: aiosmtpd closes the connection
+        return await super().handle_exception(error)
 
     # --- AUTH: aiosmtpd reads the credentials; they are checked off the event loop --------------------
 

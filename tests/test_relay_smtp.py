@@ -3,6 +3,7 @@ message reaches the account's SMTP server (the test Dovecot's submission, XOAUTH
 identity provider)."""
 import email.policy
 import smtplib
+import ssl
 import time
 
 import pytest
@@ -60,6 +61,27 @@ def test_ehlo_offers_starttls_and_size_and_login_only_once_tls_is_on(relay, rela
         client.starttls(context=relay_tls.client_context())
         client.ehlo()
         assert client.esmtp_features["auth"].split() == ["LOGIN", "PLAIN"]
+
+
+@pytest.mark.filterwarnings("ignore:ssl.TLSVersion.TLSv1:DeprecationWarning")
+def test_a_device_that_offers_only_tls_1_1_is_refused_and_the_journal_says_why(relay, relay_tls, caplog):
+    old_device = relay_tls.client_context()
+    old_device.minimum_version, old_device.maximum_version = ssl.TLSVersion.TLSv1, ssl.TLSVersion.TLSv1_1
+    old_device.set_ciphers("DEFAULT:@SECLEVEL=0")  # what this machine's OpenSSL would refuse as a client
+    client = smtplib.SMTP("127.0.0.1", relay.starttls_port, timeout=10)
+    try:
+        with pytest.raises(ssl.SSLError, match="EOF occurred"):  # the relay hangs up in the handshake
+            client.starttls(context=old_device)
+    finally:
+        client.close()
+    with pytest.raises(ssl.SSLError, match="EOF occurred"):  # implicit TLS: the same
+        smtplib.SMTP_SSL("127.0.0.1", relay.tls_port, timeout=10, context=old_device)
+    deadline = time.monotonic() + 10
+    while "STARTTLS with 127.0.0.1 failed" not in caplog.text and time.monotonic() < deadline:
+        time.sleep(0.02)
+    [line] = [record.getMessage() for record in caplog.records if "STARTTLS" in record.getMessage()]
+    assert "UNSUPPORTED_PROTOCOL" in line and "TLS 1.2 or later" in line and "needs newer firmware" in line
+    assert not any(record.exc_info for record in caplog.records)  # one line, not a traceback
 
 
 def test_auth_login_works_as_well_as_auth_plain(relay, relay_tls, device, mail_account, mail_sink):
