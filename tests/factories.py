@@ -16,8 +16,8 @@ def make_application(
     if register:
         idp.add_client(client_id, secret=secret)
     app = Application(
-        identifier=identifier, name="Contoso mail", provider="microsoft", tenant=tenant,
-        client_id=client_id, **{"authority_url": idp.url, **fields},
+        identifier=identifier, provider="microsoft", tenant=tenant,
+        client_id=client_id, **{"name": "Contoso mail", "authority_url": idp.url, **fields},
     )
     if secret:
         app.client_secret = secret
@@ -69,8 +69,8 @@ def make_google_application(idp, *, identifier="workspace", secret="google-secre
     client_id = fields.pop("client_id", f"{uuid.uuid4().hex[:12]}.apps.googleusercontent.com")
     if register:
         idp.add_client(client_id, secret=secret)
-    app = Application(identifier=identifier, name="Workspace mail", provider="google", client_id=client_id,
-                      authority_url=idp.url, **fields)
+    app = Application(identifier=identifier, provider="google", client_id=client_id,
+                      **{"name": "Workspace mail", "authority_url": idp.url, **fields})
     if secret:
         app.client_secret = secret
     app.full_clean()
