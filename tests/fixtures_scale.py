@@ -1,18 +1,17 @@
 """Running oauthmail's commands as separate processes that share one real database with the test.
 
-``shared_db`` is that database. On PostgreSQL it is pytest-django's test database, committed
-(``transactional_db``), which the processes reach by its name. SQLite's test database lives in
-memory, which no other process can see: there it is a migrated SQLite file, reached by the test
-under the database alias ``shared`` (``db.accounts`` and ``db.alias`` hide the difference).
+``shared_db`` is that database: pytest-django's test database, committed (``transactional_db``), which
+the processes reach by its name (PostgreSQL) or its file (SQLite: tests/settings.py keeps the test
+database in a file). ``db.accounts`` and ``db.alias`` name it for the test's own queries.
 
 ``world`` builds on it: an application registered with the test identity provider and accounts
-imported by ``manage.py import_accounts``, each with a refresh token the provider issued, so that
+imported by ``import_accounts`` (the service ``manage.py import_accounts`` runs; in the test's own
+process, which saves a Python start per test), each with a refresh token the provider issued, so that
 they are due at once.
 """
-import copy
 import csv
+import io
 import os
-import shutil
 import subprocess
 import sys
 import threading
@@ -23,13 +22,13 @@ from pathlib import Path
 from urllib.parse import quote
 
 import pytest
-from django.db import connection, connections
+from django.db import connection
 
+from accounts import services
 from accounts.models import Account
 from providers.models import Application
 
 BASE_DIR = Path(__file__).resolve().parent.parent
-SHARED_ALIAS = "shared"
 
 
 @dataclass
@@ -61,7 +60,9 @@ class SharedDatabase:
         return result
 
 
-def postgres_url(settings_dict):
+def database_url(settings_dict):
+    if connection.vendor == "sqlite":
+        return f"sqlite:///{settings_dict['NAME']}"
     user = quote(settings_dict["USER"] or "", safe="")
     password = f":{quote(settings_dict['PASSWORD'], safe='')}" if settings_dict["PASSWORD"] else ""
     host = settings_dict["HOST"] or "127.0.0.1"
@@ -69,29 +70,10 @@ def postgres_url(settings_dict):
     return f"postgres://{user}{password}@{host}{port}/{settings_dict['NAME']}"
 
 
-@pytest.fixture(scope="session")
-def migrated_sqlite_file(tmp_path_factory):
-    """An empty, migrated SQLite database file, copied by each test that needs one."""
-    path = tmp_path_factory.mktemp("shared-db") / "template.sqlite3"
-    SharedDatabase(SHARED_ALIAS, f"sqlite:///{path}").run("migrate", "--noinput", "-v0")
-    return path
-
-
 @pytest.fixture
-def shared_db(request, tmp_path, transactional_db, django_db_blocker):
-    if connection.vendor == "postgresql":
-        yield SharedDatabase("default", postgres_url(connection.settings_dict))
-        return
-    path = tmp_path / "shared.sqlite3"
-    shutil.copyfile(request.getfixturevalue("migrated_sqlite_file"), path)
-    connections.settings[SHARED_ALIAS] = {**copy.deepcopy(connections.settings["default"]), "NAME": str(path)}
-    try:
-        with django_db_blocker.unblock():
-            yield SharedDatabase(SHARED_ALIAS, f"sqlite:///{path}")
-            connections[SHARED_ALIAS].close()
-    finally:
-        del connections[SHARED_ALIAS]
-        del connections.settings[SHARED_ALIAS]
+def shared_db(transactional_db):
+    assert connection.vendor != "sqlite" or not connection.is_in_memory_db(), "tests/settings.py: a file database"
+    return SharedDatabase("default", database_url(connection.settings_dict))
 
 
 @dataclass
@@ -138,15 +120,23 @@ class Lines:
         return self.text()
 
 
-def write_csv(path, rows, *, columns=("application", "identifier", "name", "email", "flow", "refresh_token")):
-    with open(path, "w", newline="", encoding="utf-8") as file:
-        writer = csv.writer(file)
-        writer.writerow(columns)
-        writer.writerows(rows)
+COLUMNS = ("application", "identifier", "name", "email", "flow", "refresh_token")
+
+
+def csv_text(rows, *, columns=COLUMNS):
+    text = io.StringIO()
+    writer = csv.writer(text)
+    writer.writerow(columns)
+    writer.writerows(rows)
+    return text.getvalue()
+
+
+def write_csv(path, rows, *, columns=COLUMNS):
+    path.write_text(csv_text(rows, columns=columns), encoding="utf-8")
     return path
 
 
-def make_world(db, idp, tmp_path, *, count=0, prefix="box", mailboxes=()):
+def make_world(db, idp, *, count=0, prefix="box", mailboxes=()):
     """An application and `count` accounts (or these ``(identifier, email)`` mailboxes) imported with fresh
     refresh tokens, so all due at once."""
     client_id = str(uuid.uuid4())
@@ -160,7 +150,8 @@ def make_world(db, idp, tmp_path, *, count=0, prefix="box", mailboxes=()):
         identifiers.append(identifier)
         rows.append([application.identifier, identifier, f"Mailbox {n}", email, "device_code",
                      idp.issue_refresh_token(client_id, email)])
-    db.run("import_accounts", str(write_csv(tmp_path / "accounts.csv", rows)))
+    report = services.import_accounts(file=io.StringIO(csv_text(rows)), actor="import")
+    assert not report.errors, report.errors
     return World(db, idp, application, identifiers)
 
 

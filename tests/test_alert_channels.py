@@ -105,8 +105,8 @@ def test_operators_see_channels_and_alerts_but_change_nothing(operator, receiver
 
 
 @pytest.mark.postgres
-def test_two_send_alerts_at_once_send_each_alert_exactly_once(shared_db, idp, tmp_path, receiver):
-    world = make_world(shared_db, idp, tmp_path, count=30)
+def test_two_send_alerts_at_once_send_each_alert_exactly_once(shared_db, idp, receiver):
+    world = make_world(shared_db, idp, count=30)
     world.accounts().update(status=Account.Status.FAILING, last_error="Microsoft is unavailable.")
     RefreshRun.objects.using(shared_db.alias).create(finished_at=timezone.now(), duration=1)
     channel = Channel(name="Teams", kind="webhook", url=receiver.url)

@@ -33,8 +33,8 @@ def assert_every_stored_refresh_token_works(world):
     assert world.idp.refresh_token_reuse == before == 0
 
 
-def test_two_refresh_processes_and_show_token_never_send_a_refresh_token_twice(shared_db, idp, tmp_path):
-    world = make_world(shared_db, idp, tmp_path, count=60)
+def test_two_refresh_processes_and_show_token_never_send_a_refresh_token_twice(shared_db, idp):
+    world = make_world(shared_db, idp, count=60)
     shared_db.run("refresh_tokens")
     assert set(world.statuses().values()) == {"active"}
     world.accounts().update(access_token_expires_at=timezone.now() + timedelta(minutes=1))  # due for everyone
@@ -59,8 +59,8 @@ def test_two_refresh_processes_and_show_token_never_send_a_refresh_token_twice(s
     assert_every_stored_refresh_token_works(world)
 
 
-def test_a_refresh_killed_midway_leaves_every_account_usable(shared_db, idp, tmp_path):
-    world = make_world(shared_db, idp, tmp_path, count=40)
+def test_a_refresh_killed_midway_leaves_every_account_usable(shared_db, idp):
+    world = make_world(shared_db, idp, count=40)
     idp.set(latency=0.2)
     process = shared_db.start("refresh_tokens", "--workers", "4")
     try:
@@ -86,12 +86,12 @@ def test_a_refresh_killed_midway_leaves_every_account_usable(shared_db, idp, tmp
     assert_every_stored_refresh_token_works(world)
 
 
-def test_a_refresh_token_is_never_in_two_requests_even_when_the_provider_answers_slowly(shared_db, idp, tmp_path):
+def test_a_refresh_token_is_never_in_two_requests_even_when_the_provider_answers_slowly(shared_db, idp):
     """show_token claims the account and sends its refresh token to a provider that answers one byte at
     a time (each byte well within the read timeout). A second refresher starts once show_token's lease
     has run out. show_token must have given up, its connection closed, before that: the refresh token
     is sent again only when no answer to the first request can come any more."""
-    world = make_world(shared_db, idp, tmp_path, count=1)
+    world = make_world(shared_db, idp, count=1)
     [identifier] = world.identifiers
     env = shared_db.env(OAUTHMAIL_HTTP_TIMEOUT=1, OAUTHMAIL_RETRY_ATTEMPTS=1)
     with microsoft_authority(idp.ca) as slow:

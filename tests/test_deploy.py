@@ -64,8 +64,8 @@ def test_healthz_through_the_web_unit_answers_503_when_the_database_is_gone(shar
     wait_for(lambda: "unable to open database file" in server.log(), what="the error in the log")
 
 
-def test_the_refresher_unit_refreshes_due_tokens_and_stops_cleanly_on_sigterm(shared_db, idp, tmp_path):
-    world = make_world(shared_db, idp, tmp_path, count=2)
+def test_the_refresher_unit_refreshes_due_tokens_and_stops_cleanly_on_sigterm(shared_db, idp):
+    world = make_world(shared_db, idp, count=2)
     process = subprocess.Popen(unit_command(REFRESH_UNIT), cwd=unit_directory(REFRESH_UNIT),
                                env=production_env(shared_db), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:

@@ -55,10 +55,10 @@ def run(argv, env, **kwargs):
 
 
 @pytest.fixture
-def env(shared_db, idp, tmp_path):
+def env(shared_db, idp):
     """The environment of a program on the oauthmail machine: .env's settings (the test's database and
     keys) and the test CA trusted; the README's accounts exist, each with a refresh token."""
-    make_world(shared_db, idp, tmp_path, mailboxes=MAILBOXES)
+    make_world(shared_db, idp, mailboxes=MAILBOXES)
     return production_env(shared_db, CURL_CA_BUNDLE=os.environ["SSL_CERT_FILE"])
 
 

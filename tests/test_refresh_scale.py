@@ -39,8 +39,8 @@ def most_at_once(requests, latency):
 
 
 @pytest.mark.postgres
-def test_workers_refresh_many_accounts_at_once_each_exactly_once(shared_db, idp, tmp_path):
-    world = make_world(shared_db, idp, tmp_path, count=30)
+def test_workers_refresh_many_accounts_at_once_each_exactly_once(shared_db, idp):
+    world = make_world(shared_db, idp, count=30)
     idp.set(latency=0.05)
     result = shared_db.run("refresh_tokens", "--workers", "8", "--json")
     report = json.loads(result.stdout)
@@ -127,8 +127,8 @@ def test_a_worker_does_not_start_an_account_whose_lease_another_process_took_ove
 
 
 @pytest.mark.postgres
-def test_loop_exits_cleanly_on_sigterm_after_finishing_the_accounts_in_hand(shared_db, idp, tmp_path):
-    world = make_world(shared_db, idp, tmp_path, count=20)
+def test_loop_exits_cleanly_on_sigterm_after_finishing_the_accounts_in_hand(shared_db, idp):
+    world = make_world(shared_db, idp, count=20)
     idp.set(latency=0.2)
     process = shared_db.start("refresh_tokens", "--loop", "--interval", "30", "--workers", "2")
     try:
@@ -150,8 +150,8 @@ def test_loop_exits_cleanly_on_sigterm_after_finishing_the_accounts_in_hand(shar
 
 
 @pytest.mark.postgres
-def test_loop_refreshes_again_every_interval(shared_db, idp, tmp_path):
-    make_world(shared_db, idp, tmp_path, count=1)
+def test_loop_refreshes_again_every_interval(shared_db, idp):
+    make_world(shared_db, idp, count=1)
     process = shared_db.start("refresh_tokens", "--loop", "--interval", "0.3")
     out, err = Lines(process.stdout), Lines(process.stderr)
 
@@ -175,8 +175,8 @@ def test_loop_refreshes_again_every_interval(shared_db, idp, tmp_path):
 
 
 @pytest.mark.postgres
-def test_a_progress_bar_is_drawn_on_a_terminal(shared_db, idp, tmp_path):
-    make_world(shared_db, idp, tmp_path, count=5)
+def test_a_progress_bar_is_drawn_on_a_terminal(shared_db, idp):
+    make_world(shared_db, idp, count=5)
     controller, terminal = pty.openpty()
     process = shared_db.start("refresh_tokens", stdout=terminal, stderr=subprocess.PIPE)
     os.close(terminal)

@@ -30,8 +30,8 @@ def assert_every_stored_refresh_token_works(world, identifiers):
 
 @pytest.mark.parametrize("signum, how", [(signal.SIGTERM, []), (signal.SIGINT, ["--loop", "--interval", "30"])],
                          ids=["SIGTERM", "SIGINT-loop"])
-def test_a_stopped_refresh_stores_the_answers_in_flight_and_retries_nothing(shared_db, idp, tmp_path, signum, how):
-    world = make_world(shared_db, idp, tmp_path, count=12)
+def test_a_stopped_refresh_stores_the_answers_in_flight_and_retries_nothing(shared_db, idp, signum, how):
+    world = make_world(shared_db, idp, count=12)
     idp.set(latency=0.5)
     process = shared_db.start("refresh_tokens", "--workers", "3", *how)
     try:
@@ -57,8 +57,8 @@ def test_a_stopped_refresh_stores_the_answers_in_flight_and_retries_nothing(shar
     assert_every_stored_refresh_token_works(world, world.identifiers)
 
 
-def test_a_second_signal_stops_waiting_for_answers_on_their_way(shared_db, idp, tmp_path):
-    world = make_world(shared_db, idp, tmp_path, count=6)
+def test_a_second_signal_stops_waiting_for_answers_on_their_way(shared_db, idp):
+    world = make_world(shared_db, idp, count=6)
     idp.set(latency=5)
     process = shared_db.start("refresh_tokens", "--workers", "2")
     try:

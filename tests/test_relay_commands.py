@@ -94,9 +94,9 @@ def test_relay_message_counts_count_each_accounts_messages_sent_and_refused(acco
 
 
 def test_smtp_relay_runs_as_its_own_process_and_stops_cleanly_on_sigterm(
-    shared_db, idp, dovecot, mail_sink, relay_tls, tmp_path
+    shared_db, idp, dovecot, mail_sink, relay_tls
 ):
-    world = make_world(shared_db, idp, tmp_path, count=1, prefix="scan")
+    world = make_world(shared_db, idp, count=1, prefix="scan")
     world.accounts().update(**dovecot.account_fields())
     password = shared_db.run("create_relay_client", "Scanner", "--account", world.identifiers[0]).stdout.strip()
     starttls, tls = free_port(), free_port()

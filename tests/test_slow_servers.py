@@ -111,11 +111,11 @@ def test_google_browser_sign_in_gives_up_on_a_code_exchange_that_trickles_in(adm
 
 
 @pytest.mark.postgres
-def test_refresh_workers_each_give_up_on_their_own_slow_answer_and_no_other(shared_db, idp, tmp_path):
+def test_refresh_workers_each_give_up_on_their_own_slow_answer_and_no_other(shared_db, idp):
     """Eight worker threads, half of them held by a provider that trickles its answers: each slow
     request is cut off after the timeout, the others are not disturbed."""
-    fast = make_world(shared_db, idp, tmp_path, count=4, prefix="fast")
-    slow_world = make_world(shared_db, idp, tmp_path, count=4, prefix="slow")
+    fast = make_world(shared_db, idp, count=4, prefix="fast")
+    slow_world = make_world(shared_db, idp, count=4, prefix="slow")
     with microsoft_authority(idp.ca) as slow:
         Application.objects.using(shared_db.alias).filter(pk=slow_world.application.pk).update(
             authority_url=slow.url)
