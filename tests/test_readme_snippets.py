@@ -19,12 +19,13 @@ import uuid
 from pathlib import Path
 
 import pytest
+from django.db import connection
 
 pytest.register_assert_rewrite("tests.fixtures_scale", "tests.gunicorn")
-pytest_plugins = ["tests.fixtures_scale", "tests.gunicorn"]  # shared_db, web_server
+pytest_plugins = ["tests.fixtures_scale"]  # shared_db
 
-from tests.fixtures_scale import make_world  # noqa: E402
-from tests.gunicorn import production_env  # noqa: E402
+from tests.fixtures_scale import SharedDatabase, database_url, make_world  # noqa: E402
+from tests.gunicorn import WebServer, production_env  # noqa: E402
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 README = BASE_DIR / "README.md"
@@ -113,11 +114,23 @@ def test_the_python_snippet_reads_a_token_from_show_token(env):
 # --- from anywhere: the token API -------------------------------------------------------------------------
 
 
+@pytest.fixture(scope="module")
+def api_server(django_db_setup, django_db_blocker, idp_server, tmp_path_factory):
+    """oauthmail served over HTTPS by gunicorn (the web unit's command), started once for this module: it
+    reads the test database, whose rows each test makes anew."""
+    with django_db_blocker.unblock():
+        database = SharedDatabase("default", database_url(connection.settings_dict))
+    server = WebServer(tmp_path_factory.mktemp("gunicorn"))
+    try:
+        yield server.start(env=production_env(database), tls_cert=idp_server.ca.issue_cert("127.0.0.1"))
+    finally:
+        server.stop()
+
+
 @pytest.fixture
-def api(env, idp_server, web_server):
-    """oauthmail served over HTTPS by gunicorn (the web unit's command), and a key from the README's
-    create_api_client snippet."""
-    server = web_server.start(env=env, tls_cert=idp_server.ca.issue_cert("127.0.0.1"))
+def api(env, api_server):
+    """The server, and a key from the README's create_api_client snippet."""
+    server = api_server
     script = on_this_machine(readme_block("create_api_client erp")) + 'printf "%s" "$KEY"'
     created = run(["bash", "-c", script], env)
     assert created.returncode == 0, created.stderr
