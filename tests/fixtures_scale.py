@@ -22,6 +22,7 @@ from pathlib import Path
 from urllib.parse import quote
 
 import pytest
+from django.core.management import call_command
 from django.db import connection
 
 from accounts import services
@@ -51,6 +52,13 @@ class SharedDatabase:
         kwargs.setdefault("stderr", subprocess.PIPE)
         return subprocess.Popen([sys.executable, "manage.py", *args], cwd=BASE_DIR, env=env or self.env(),
                                 text=True, **kwargs)
+
+    def call(self, *args):
+        """``manage.py *args`` in the test's own process, for what a test only prepares or checks: no Python to
+        start. Returns standard output."""
+        out = io.StringIO()
+        call_command(*args, stdout=out, stderr=io.StringIO())
+        return out.getvalue()
 
     def run(self, *args, env=None, timeout=60, check=True):
         result = subprocess.run([sys.executable, "manage.py", *args], cwd=BASE_DIR, env=env or self.env(),

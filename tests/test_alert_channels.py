@@ -120,4 +120,4 @@ def test_two_send_alerts_at_once_send_each_alert_exactly_once(shared_db, idp, re
     assert len(sent) == len(set(sent)) == 30
     recorded = sum(int(re.search(r"New alerts: (\d+)", out).group(1)) for out, _err in outputs)
     assert recorded == 30
-    assert shared_db.run("send_alerts").stdout.strip().endswith("Deliveries sent: 0, failed: 0.")
+    assert shared_db.call("send_alerts").strip().endswith("Deliveries sent: 0, failed: 0.")

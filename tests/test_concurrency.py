@@ -28,14 +28,14 @@ def answered(idp, status):
 def assert_every_stored_refresh_token_works(world):
     """Refresh every account once more, due or not: a lost or stale refresh token would fail here."""
     before = world.idp.refresh_token_reuse
-    report = json.loads(world.db.run("refresh_tokens", "--json", *world.identifiers).stdout)
+    report = json.loads(world.db.call("refresh_tokens", "--json", *world.identifiers))
     assert report["summary"] == {"refreshed": len(world.identifiers), "failed": 0, "skipped": 0}
     assert world.idp.refresh_token_reuse == before == 0
 
 
 def test_two_refresh_processes_and_show_token_never_send_a_refresh_token_twice(shared_db, idp):
     world = make_world(shared_db, idp, count=60)
-    shared_db.run("refresh_tokens")
+    shared_db.call("refresh_tokens")
     assert set(world.statuses().values()) == {"active"}
     world.accounts().update(access_token_expires_at=timezone.now() + timedelta(minutes=1))  # due for everyone
     already = len(refresh_requests(idp))
@@ -79,7 +79,7 @@ def test_a_refresh_killed_midway_leaves_every_account_usable(shared_db, idp):
     assert 8 <= done < 40 and held.exists()  # killed mid-way, holding claims
     held.update(claimed_until=timezone.now() - timedelta(seconds=1))  # time passes: the leases run out
     idp.set(latency=0)
-    report = json.loads(shared_db.run("refresh_tokens", "--json").stdout)["summary"]
+    report = json.loads(shared_db.call("refresh_tokens", "--json"))["summary"]
     assert report == {"refreshed": 40 - done, "failed": 0, "skipped": 0}
     assert set(world.statuses().values()) == {"active"}
     assert idp.refresh_token_reuse == 0

@@ -144,7 +144,7 @@ def test_loop_exits_cleanly_on_sigterm_after_finishing_the_accounts_in_hand(shar
     assert 0 < refreshed < 20 and list(statuses.values()).count("active") == refreshed
     assert not world.accounts().exclude(claim_id="").exists()  # every claim given back at once
     idp.set(latency=0)
-    rest = json.loads(shared_db.run("refresh_tokens", "--json").stdout)["summary"]
+    rest = json.loads(shared_db.call("refresh_tokens", "--json"))["summary"]
     assert rest == {"refreshed": 20 - refreshed, "failed": 0, "skipped": 0}
     assert idp.refresh_token_reuse == 0
 

@@ -23,7 +23,7 @@ def answered(idp, status):
 
 def assert_every_stored_refresh_token_works(world, identifiers):
     before = world.idp.refresh_token_reuse
-    report = json.loads(world.db.run("refresh_tokens", "--json", *identifiers).stdout)
+    report = json.loads(world.db.call("refresh_tokens", "--json", *identifiers))
     assert report["summary"] == {"refreshed": len(identifiers), "failed": 0, "skipped": 0}
     assert world.idp.refresh_token_reuse == before == 0
 

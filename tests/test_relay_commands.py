@@ -98,7 +98,7 @@ def test_smtp_relay_runs_as_its_own_process_and_stops_cleanly_on_sigterm(
 ):
     world = make_world(shared_db, idp, count=1, prefix="scan")
     world.accounts().update(**dovecot.account_fields())
-    password = shared_db.run("create_relay_client", "Scanner", "--account", world.identifiers[0]).stdout.strip()
+    password = shared_db.call("create_relay_client", "Scanner", "--account", world.identifiers[0]).strip()
     starttls, tls = free_port(), free_port()
     process = shared_db.start("smtp_relay", env=shared_db.env(
         OAUTHMAIL_RELAY_LISTEN=f"127.0.0.1:{starttls}", OAUTHMAIL_RELAY_TLS_LISTEN=f"127.0.0.1:{tls}",
