@@ -98,7 +98,7 @@ class AlertAdmin(ReadOnlyAdmin):
     list_display = ["when", "kind", "subject", "deliveries_summary"]
     list_filter = ["kind"]
     date_hierarchy = "created_at"
-    fields = ["when", "kind", "state", "subject", "message", "deliveries_summary"]
+    fields = ["when", "kind", "subject", "message", "deliveries_summary"]  # the subject says the state in words
     readonly_fields = fields
 
     def get_queryset(self, request):
@@ -107,6 +107,10 @@ class AlertAdmin(ReadOnlyAdmin):
     @admin.display(description=with_zone(_("at")), ordering="created_at")
     def when(self, obj):
         return local(obj.created_at, label=False)
+
+    @admin.display(description=_("subject"))
+    def subject(self, obj):
+        return obj.subject
 
     @admin.display(description=_("message"))
     def message(self, obj):
