@@ -5,7 +5,7 @@ from django.shortcuts import get_object_or_404, redirect
 from django.urls import path, reverse
 from django.utils.decorators import method_decorator
 from django.utils.html import format_html, format_html_join
-from django.utils.translation import gettext as _g
+from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 from django.views.decorators.debug import sensitive_post_parameters
 
@@ -23,7 +23,7 @@ def status_html(delivery):
     css_class = STATUS_CLASSES[delivery.status]
     label = delivery.get_status_display()
     if delivery.status == Delivery.Status.PENDING and delivery.attempts:
-        label = _g("retrying")
+        label = gettext("retrying")
     return format_html('<strong class="{}">{}</strong>', css_class, label)
 
 
@@ -67,9 +67,9 @@ class ChannelAdmin(admin.ModelAdmin):
             raise PermissionDenied
         delivery = services.send_test_alert(channel=channel, actor=request.user.get_username())
         if delivery.status == Delivery.Status.SENT:
-            messages.success(request, _g("The test alert was sent to %(channel)s.") % {"channel": channel.name})
+            messages.success(request, gettext("The test alert was sent to %(channel)s.") % {"channel": channel.name})
         else:
-            messages.error(request, _g("The test alert to %(channel)s failed: %(error)s") % {
+            messages.error(request, gettext("The test alert to %(channel)s failed: %(error)s") % {
                 "channel": channel.name, "error": delivery.error_text})
         return redirect(reverse("admin:alerts_channel_change", args=[channel.pk]))
 
@@ -79,7 +79,7 @@ class ChannelAdmin(admin.ModelAdmin):
 
     @admin.display(description=_("signing secret"))
     def secret_status(self, obj):
-        return _g("set") if obj is not None and is_set(obj, "secret") else _g("not set")
+        return gettext("set") if obj is not None and is_set(obj, "secret") else gettext("not set")
 
 
 class ReadOnlyAdmin(admin.ModelAdmin):
@@ -98,7 +98,7 @@ class AlertAdmin(ReadOnlyAdmin):
     list_display = ["when", "kind", "subject", "deliveries_summary"]
     list_filter = ["kind"]
     date_hierarchy = "created_at"
-    fields = ["when", "kind", "state", "subject", "message", "deliveries_summary"]
+    fields = ["when", "kind", "subject", "message", "deliveries_summary"]  # the subject says the state in words
     readonly_fields = fields
 
     def get_queryset(self, request):
@@ -108,6 +108,10 @@ class AlertAdmin(ReadOnlyAdmin):
     def when(self, obj):
         return local(obj.created_at, label=False)
 
+    @admin.display(description=_("subject"))
+    def subject(self, obj):
+        return obj.subject
+
     @admin.display(description=_("message"))
     def message(self, obj):
         return format_html('<div class="alert-message">{}</div>', obj.text)
@@ -116,9 +120,9 @@ class AlertAdmin(ReadOnlyAdmin):
     def deliveries_summary(self, obj):
         deliveries = list(obj.deliveries.all())
         if not deliveries:
-            return _g("no channel")
+            return gettext("no channel")
         return format_html_join(", ", "{}: {}", (
-            (delivery.channel.name if delivery.channel else _g("(deleted channel)"), status_html(delivery))
+            (delivery.channel.name if delivery.channel else gettext("(deleted channel)"), status_html(delivery))
             for delivery in deliveries
         ))
 

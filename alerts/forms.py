@@ -9,11 +9,12 @@ from .models import Channel
 
 class ChannelForm(forms.ModelForm):
     new_secret = forms.CharField(
-        label=gettext_lazy("new signing secret"), required=False, strip=True,
+        label=gettext_lazy("New signing secret"), required=False, strip=True,
         widget=forms.PasswordInput(render_value=False, attrs={"autocomplete": "new-password"}),
         help_text=gettext_lazy(
             "Webhook: any long random text (e.g. from “openssl rand -hex 32”). Each POST carries "
-            "X-Oauthmail-Signature: sha256=<HMAC-SHA256 of the body with it>, for the receiver to check. "
+            "X-Oauthmail-Signature: sha256= followed by the HMAC-SHA256 of the body with this secret, in hexadecimal, "
+            "for the receiver to check. "
             "Write-only: it is never shown again; leave blank to keep the current one."
         ),
     )

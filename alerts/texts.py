@@ -3,9 +3,8 @@ zone, an account's error in plain words), each with the advice for its error and
 OAUTHMAIL_BASE_URL is set."""
 from django.conf import settings
 from django.urls import reverse
-from django.utils.translation import gettext as _g
+from django.utils.translation import gettext, ngettext_lazy
 from django.utils.translation import gettext_lazy as _
-from django.utils.translation import ngettext_lazy
 
 from oauthmail.texts import facts_text, render
 from providers.advice import advice_for
@@ -86,8 +85,8 @@ def alert_text(alert):
         advice = advice_for(code=error.get("provider_code", "") if isinstance(error, dict) else "",
                             text=facts_text(error), google_testing=alert.params.get("google_testing", False))
         if advice:
-            lines.append(_g("Cause: %(cause)s") % {"cause": advice.cause})
-            lines.append(_g("What to do: %(fix)s") % {"fix": advice.fix})
+            lines.append(gettext("Cause: %(cause)s") % {"cause": advice.cause})
+            lines.append(gettext("What to do: %(fix)s") % {"fix": advice.fix})
     url = alert_url(alert)
     if url:
         lines.append(url)

@@ -189,8 +189,9 @@ def _setting(value, *, unset):
 
 def _changes(changes, *, unset):
     """[[field, old, new], ...] as 'IMAP host: (default) → 127.0.0.1; …' (field labels: LABELS["field"])."""
-    return "; ".join(f"{label('field', field)}: {_setting(old, unset=unset)} → {_setting(new, unset=unset)}"
-                     for field, old, new in changes)
+    return "; ".join(_("%(field)s: %(old)s → %(new)s") % {
+        "field": label("field", field), "old": _setting(old, unset=unset), "new": _setting(new, unset=unset),
+    } for field, old, new in changes)
 
 
 def _prepared(params):
@@ -199,7 +200,8 @@ def _prepared(params):
         if key == "changes":  # mail-server settings
             value = _changes(value, unset=_("(default)"))
             if params.get("approved"):
-                value += ". " + str(_("Insecure settings approved."))
+                # "%(changes)s." ends the sentence: no period of its own here.
+                value += ". " + str(_("Insecure settings approved.")).rstrip(".")
         elif key == "rebound":  # what a token was bound to
             value = _changes(value, unset="-")
         elif isinstance(value, dict):

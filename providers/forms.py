@@ -13,7 +13,7 @@ class ApplicationForm(forms.ModelForm):
     """The client secret is write-only: typed in, stored encrypted, never shown again."""
 
     new_client_secret = forms.CharField(
-        label=_("Client secret"),
+        label=_("New client secret"),
         required=False,
         strip=True,
         widget=forms.PasswordInput(render_value=False, attrs={"autocomplete": "new-password"}),

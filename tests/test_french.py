@@ -8,7 +8,8 @@ from django.core.management import CommandError, call_command
 from django.urls import reverse
 from django.utils import timezone, translation
 
-from accounts.models import Account
+from accounts.models import Account, TokenEvent
+from accounts.services.tokens import log_event
 from providers.models import Application
 
 pytestmark = pytest.mark.django_db
@@ -70,3 +71,23 @@ def test_the_refresh_token_age_uses_french_plurals(admin_client, account, days, 
     issued_at = timezone.now() - timedelta(days=days, hours=1)
     Account.objects.filter(pk=account.pk).update(refresh_token_issued_at=issued_at)
     assert f'<div class="readonly">{expected}</div>' in change_page(admin_client, account, "fr")
+
+
+def test_the_dashboard_speaks_french(admin_client, account):
+    page = admin_client.get(reverse("admin:index"), HTTP_ACCEPT_LANGUAGE="fr").content.decode()
+    assert "1 compte" in page  # the accounts' heading, in the singular
+    assert "Jetons d'actualisation qui expirent bientôt s'ils ne sont pas utilisés" in page
+    assert "refresh_tokens n'a pas encore tourné." in page
+    assert "Applications et paramètres" in page
+    assert "Applications and settings" not in page
+
+
+def test_a_token_event_written_in_english_is_read_in_french(admin_client, account):
+    expires_at = timezone.now() + timedelta(minutes=20)
+    with translation.override("en"):  # as cron writes it, whatever its language
+        log_event(account=account, actor="cron", kind=TokenEvent.Kind.FALLBACK, code="token.stored_handed_out",
+                  params={"expires_at": expires_at.isoformat()})
+    page = change_page(admin_client, account, "fr")
+    assert "Jeton enregistré fourni" in page  # the event's kind
+    assert "le jeton d&#x27;accès enregistré, valide jusqu&#x27;au" in page  # what happened
+    assert "was handed out" not in page
