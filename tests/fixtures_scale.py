@@ -69,7 +69,7 @@ class SharedDatabase:
 
 
 def database_url(settings_dict):
-    if connection.vendor == "sqlite":
+    if settings_dict["ENGINE"] == "django.db.backends.sqlite3":
         return f"sqlite:///{settings_dict['NAME']}"
     user = quote(settings_dict["USER"] or "", safe="")
     password = f":{quote(settings_dict['PASSWORD'], safe='')}" if settings_dict["PASSWORD"] else ""
