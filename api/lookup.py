@@ -5,8 +5,7 @@ ORM would take four queries (is the caller's address throttled, the client by it
 account among the client's, its application), and building each of them costs more CPU than SQLite
 takes to answer it. So the statement is written once per database, from the models' own table and
 column names, and its rows are turned into model instances with the ORM's own converters (dates on
-SQLite, encrypted fields left encrypted until read). PostgreSQL (psycopg 3) prepares it on the server
-after a few executions on a connection.
+SQLite, encrypted fields left encrypted until read).
 
 The statement always returns one row: the address's throttle window (or NULL), then the client with
 that key prefix (or NULLs), then the account with that identifier if the client may read it, with its

@@ -25,7 +25,7 @@ pytest_plugins = ["tests.fixtures_scale", "tests.gunicorn"]  # shared_db, web_se
 from tests.fixtures_scale import wait_for  # noqa: E402
 from tests.gunicorn import production_env  # noqa: E402
 
-pytestmark = pytest.mark.django_db
+pytestmark = [pytest.mark.django_db, pytest.mark.postgres]  # api/lookup.py: SQL by hand
 
 
 @pytest.fixture
