@@ -5,7 +5,7 @@ ORM would take four queries (is the caller's address throttled, the client by it
 account among the client's, its application), and building each of them costs more CPU than SQLite
 takes to answer it. So the statement is written once per database, from the models' own table and
 column names, and its rows are turned into model instances with the ORM's own converters (dates on
-SQLite, encrypted fields left encrypted until read).
+SQLite, encrypted fields left encrypted until read). PostgreSQL prepares it once per connection.
 
 The statement always returns one row: the address's throttle window (or NULL), then the client with
 that key prefix (or NULLs), then the account with that identifier if the client may read it, with its
@@ -106,6 +106,18 @@ class _Statement:
 _statements = {}
 
 
+def _cursor(connection):
+    """A cursor for the statement. On PostgreSQL, one that binds parameters on the server, so that psycopg
+    prepares the statement once per connection (after a few executions) and the server plans it once:
+    Django's own cursors bind on the client and send the whole text, to be parsed and planned, every time."""
+    if connection.vendor != "postgresql":
+        return connection.cursor()
+    import psycopg
+
+    connection.ensure_connection()
+    return connection._prepare_cursor(psycopg.Cursor(connection.connection))  # Django's wrapper, as cursor() has
+
+
 def find(*, address, window_after, failures, prefix, identifier, using="default"):
     """The throttle window of `address` (if it has `failures` or more since `window_after`), the client
     whose key prefix is `prefix`, and its account `identifier`, in one statement."""
@@ -113,7 +125,7 @@ def find(*, address, window_after, failures, prefix, identifier, using="default"
     statement = _statements.get((using, connection.vendor))
     if statement is None:
         statement = _statements[(using, connection.vendor)] = _Statement(connection)
-    with connection.cursor() as cursor:
+    with _cursor(connection) as cursor:
         window_after = connection.ops.adapt_datetimefield_value(window_after)
         # Named parameters: Django's SQLite backend then skips a regular expression over the whole statement.
         cursor.execute(statement.sql, {"address": address, "window_after": window_after, "failures": failures,

@@ -96,6 +96,13 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     })
 
 
+elif DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
+    # Statements on a server-binding cursor are prepared after 5 runs on a connection (psycopg's default;
+    # Django turns it off). Only the token read uses one (api/lookup.py): Django's own cursors bind on the
+    # client and are never prepared. Behind a transaction-pooling PgBouncer older than 1.21, set it to None.
+    DATABASES["default"].setdefault("OPTIONS", {}).setdefault("prepare_threshold", 5)
+
+
 def _conn_max_age():
     value = env.int("CONN_MAX_AGE", default=600)
     if value < 0:
