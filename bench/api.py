@@ -202,7 +202,8 @@ class Server(WebServer):
 def check_api(url, key):
     """The API must answer 200 with an access token, and the bare view 200, before anything is measured."""
     api = requests.get(url + API, headers={"Authorization": f"Bearer {key}"}, timeout=30)
-    if api.status_code != 200 or "access_token" not in api.json():
+    answer = api.json() if api.headers.get("Content-Type", "").startswith("application/json") else {}
+    if api.status_code != 200 or "access_token" not in answer:
         sys.exit(f"the token API answered {api.status_code}, not 200 with an access token: {api.text[:500]}")
     bare = requests.get(url + BARE, timeout=30)
     if bare.status_code != 200:
