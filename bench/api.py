@@ -163,16 +163,19 @@ def make_world(env, idp, tmp, due):
 
 
 def count_queries(env, key):
-    """The SQL statements of one API read, each as its verb and table (e.g. 'UPDATE api_apiclient')."""
+    """The SQL statements of one API read, each as its verb and tables (e.g. 'UPDATE api_apiclient')."""
     out = manage(dict(env, BENCH_API_KEY=key), "shell", "--no-imports", "-c", COUNT_QUERIES % {"path": API})[3]
     return [describe(sql) for sql in json.loads(out.strip().splitlines()[-1])]
 
 
 def describe(sql):
+    """'VERB table+table…': every table the statement names (joins and subqueries too), in order."""
     verb = sql.split(None, 1)[0].upper()
-    table = re.search(r'\b(?:FROM|INTO|UPDATE)\s+"?(\w+)"?', sql, re.IGNORECASE)
+    if verb in ("SAVEPOINT", "RELEASE", "ROLLBACK"):
+        return verb
+    tables = dict.fromkeys(re.findall(r'\b(?:FROM|JOIN|INTO|UPDATE)\s+"?([a-z]\w*)"?', sql, re.IGNORECASE))
     lock = " FOR UPDATE" if re.search(r"\bFOR UPDATE\b", sql) else ""
-    return f"{verb} {table.group(1)}{lock}" if table and verb != "SAVEPOINT" else verb
+    return f"{verb} {'+'.join(tables)}{lock}".strip()
 
 
 class Server(WebServer):
