@@ -22,6 +22,10 @@ from providers.models import Application
 from .models import ApiClient, KeyFailures
 
 CLIENT_FIELDS = ("id", "name", "key_hash", "is_active", "last_used_at")
+# What a read of a valid token and its answer need of the account. The rest (the refresh token ...) is read
+# only when a refresh is needed: token_get then reads the whole account again under its claim.
+ACCOUNT_FIELDS = ("id", "application", "identifier", "email", "flow", "status", "last_error", "last_error_code",
+                  "last_error_params", "access_token_expires_at", "access_token")
 # What the answer needs of the application (its scopes). The rest (secrets, certificates) is read only
 # when a refresh needs it: token_get's refresh reads the account and its application again.
 APPLICATION_FIELDS = ("id", "provider", "scopes")
@@ -34,9 +38,9 @@ class Found:
     account: Account | None  # with its application; None when missing or not the client's
 
 
-def _columns(model, alias, names=None):
+def _columns(model, alias, names):
     # In the model's order: Model.from_db() takes a subset of the fields in that order.
-    fields = [field for field in model._meta.concrete_fields if names is None or field.name in names]
+    fields = [field for field in model._meta.concrete_fields if field.name in names]
     return fields, [f'{alias}."{field.column}"' for field in fields]
 
 
@@ -47,7 +51,7 @@ class _Statement:
         quote = connection.ops.quote_name
         self.parts = []
         select = []
-        for model, alias, names in ((ApiClient, "c", CLIENT_FIELDS), (Account, "a", None),
+        for model, alias, names in ((ApiClient, "c", CLIENT_FIELDS), (Account, "a", ACCOUNT_FIELDS),
                                      (Application, "p", APPLICATION_FIELDS)):
             fields, columns = _columns(model, alias, names)
             select += columns

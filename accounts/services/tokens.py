@@ -27,6 +27,7 @@ RETRY_AFTER_CAP = 60
 FALLBACK_MIN_VALIDITY = timedelta(minutes=1)
 REFRESHABLE = (Account.Status.ACTIVE, Account.Status.FAILING)
 OUTCOME_LENGTH = TokenEvent._meta.get_field("outcome").max_length
+ALL_FIELDS = [field.name for field in Account._meta.concrete_fields]
 
 
 class TokenUnavailable(Exception):
@@ -214,7 +215,8 @@ def _stored_token_suffices(account, min_validity):
 def token_get(*, account, actor, min_validity=None):
     """A valid access token for the account, and when it expires: refreshed first when it expires within
     `min_validity` (default: min_token_validity()), else the stored one. `account` must have just been
-    read from the database: a stored token that suffices is handed out from it, with no claim and no write.
+    read from the database (at least its status and access token): a stored token that suffices is handed out
+from it, with no claim and no write.
 
     When that refresh fails transiently and the stored token is still valid (_usable_after_failure),
     the stored token is handed out all the same and the hand-out logged; the account is `failing`
@@ -225,7 +227,7 @@ def token_get(*, account, actor, min_validity=None):
         if _stored_token_suffices(account, min_validity):
             return account.access_token, account.access_token_expires_at  # no claim, no write
         with claimed(account.pk):
-            account.refresh_from_db()
+            account.refresh_from_db(fields=ALL_FIELDS)  # all of them, also those the caller did not read
             if not account.access_token and not (account.refresh_token or account.is_app_only):
                 raise TokenUnavailable(_not_refreshable(account), code="not_initialized",
                                        facts=not_refreshable_facts(account))
