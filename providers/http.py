@@ -9,7 +9,7 @@ oauthmail.deadlines.Deadline instead, whose watchdog shuts the connection's sock
 passes, and raises `ExchangeTimeout`. It never starts a request when no time is left.
 
 requests reads the environment at every request (proxy variables, by scanning all of os.environ
-twice, NO_PROXY, REQUESTS_CA_BUNDLE, ~/.netrc): a quarter of a refresh's CPU. Each thread's session
+twice, NO_PROXY, REQUESTS_CA_BUNDLE, ~/.netrc): a sixth of a token request's CPU. Each thread's session
 has `trust_env` off instead and takes the CA bundle (REQUESTS_CA_BUNDLE, else CURL_CA_BUNDLE, else
 requests' own) and each origin's proxies (requests' own rules, NO_PROXY included) from the
 environment once, and again only when one of those variables changes. No ~/.netrc credentials are
