@@ -6,22 +6,24 @@ key is compared in constant time. The key itself is returned once, by the functi
 import hashlib
 import hmac
 import secrets
+from datetime import timedelta
 
 from django.db import transaction
+from django.db.models import Q
 from django.utils import timezone
 from django.utils.translation import gettext as _
 from django.views.decorators.debug import sensitive_variables
 
 from accounts import services as account_services
-from accounts.models import TokenEvent
 
-from . import throttle
+from . import lookup, throttle
 from .models import ApiClient
 
 KEY_TAG = "om"
 # TokenUnavailable.code -> HTTP status of the API's answer.
 STATUS_FOR = {"not_initialized": 409, "reauth_required": 409, "provider_error": 502, "busy": 503, "decryption": 500}
 RETRY_AFTER_BUSY = 5
+LAST_USED_EVERY = timedelta(minutes=1)
 
 
 class ApiError(Exception):
@@ -63,36 +65,48 @@ def api_client_revoke(*, client, actor):
     client.refresh_from_db()
 
 
-@sensitive_variables("key")
-def api_client_authenticate(*, key, address):
-    """The active client whose key this is; ApiError 401 otherwise, 429 while `address` (the caller's)
-    is throttled for presenting too many wrong keys (api/throttle.py)."""
-    if wait := throttle.retry_after(address=address):
-        raise ApiError(_("Too many wrong API keys from this address: try again in %(seconds)d seconds.")
-                       % {"seconds": wait}, status=429, code="too_many_attempts", headers={"Retry-After": str(wait)})
-    refused = ApiError(_("A valid API key is required: Authorization: Bearer <key>."), status=401,
-                       code="unauthorized", headers={"WWW-Authenticate": 'Bearer realm="oauthmail"'})
-    if not key:
-        raise refused  # no key at all is a misconfigured program, not a guess
+def _refused(address, *, record):
+    if record:
+        throttle.record_failure(address=address)
+    return ApiError(_("A valid API key is required: Authorization: Bearer <key>."), status=401,
+                    code="unauthorized", headers={"WWW-Authenticate": 'Bearer realm="oauthmail"'})
+
+
+def _note_use(client, now):
+    """`last_used_at`, written at most once every LAST_USED_EVERY per client (not at every read)."""
+    if client.last_used_at is None or now - client.last_used_at >= LAST_USED_EVERY:
+        ApiClient.objects.filter(Q(last_used_at__isnull=True) | Q(last_used_at__lt=now - LAST_USED_EVERY),
+                                 pk=client.pk).update(last_used_at=now)
+
+
+@sensitive_variables("key", "secret", "token", "answer")
+def api_token_read(*, key, identifier, address):
+    """A valid token of the account for the client whose key this is (see token_get: refreshed first when it
+    expires within OAUTHMAIL_MIN_TOKEN_VALIDITY; when the account is failing, `warning` says so).
+
+    ApiError 401 for a missing, unknown or revoked key; 429 while `address` (the caller's) is throttled for
+    presenting too many wrong keys (api/throttle.py). An account the client may not read and one that does
+    not exist get the same 403: a client must not learn which identifiers exist.
+
+    A read of a valid stored token is one SQL statement (api/lookup.py) and writes nothing, but for the
+    client's `last_used_at` once a minute and the read's event once an hour (accounts/services/reads.py).
+    """
+    now = timezone.now()
     tag, _sep, rest = key.partition("_")
     prefix, _sep, secret = rest.partition("_")
-    client = ApiClient.objects.filter(key_prefix=prefix).first() if tag == KEY_TAG and prefix and secret else None
+    well_formed = tag == KEY_TAG and bool(prefix) and bool(secret)
+    window_after, failures = throttle.blocked_if(now=now)
+    found = lookup.find(address=address, window_after=window_after, failures=failures,
+                        prefix=prefix if well_formed else "", identifier=identifier)
+    if found.blocked_since:
+        wait = throttle.seconds_left(window_start=found.blocked_since, now=now)
+        raise ApiError(_("Too many wrong API keys from this address: try again in %(seconds)d seconds.")
+                       % {"seconds": wait}, status=429, code="too_many_attempts", headers={"Retry-After": str(wait)})
+    client = found.client
     if client is None or not hmac.compare_digest(client.key_hash, _digest(key)) or not client.is_active:
-        throttle.record_failure(address=address)
-        raise refused
-    ApiClient.objects.filter(pk=client.pk).update(last_used_at=timezone.now())
-    return client
-
-
-@sensitive_variables("token")
-def api_token_read(*, client, identifier):
-    """A valid token of the account for the client (see token_get: refreshed first when it expires within
-    OAUTHMAIL_MIN_TOKEN_VALIDITY; when the account is failing, `warning` says so).
-
-    An account the client may not read and one that does not exist get the same 403: a client must not
-    learn which identifiers exist.
-    """
-    account = client.accounts.select_related("application").filter(identifier=identifier).first()
+        raise _refused(address, record=bool(key))  # no key at all is a misconfigured program, not a guess
+    _note_use(client, now)
+    account = found.account
     if account is None:
         raise ApiError(_("This API client may not read the account “%(identifier)s”.") % {"identifier": identifier},
                        status=403, code="forbidden")
@@ -101,8 +115,7 @@ def api_token_read(*, client, identifier):
     except account_services.TokenUnavailable as error:
         headers = {"Retry-After": str(RETRY_AFTER_BUSY)} if error.code == "busy" else {}
         raise ApiError(str(error), status=STATUS_FOR.get(error.code, 500), code=error.code, headers=headers) from None
-    account_services.log_event(account=account, actor=client.actor, kind=TokenEvent.Kind.READ, code="token.read",
-                               params={"name": client.name})
+    account_services.read_record(account=account, actor=client.actor, params={"name": client.name})
     app = account.application
     answer = {
         "access_token": token,

@@ -4,7 +4,8 @@ addresses are not affected.
 
 The counts live in a small table (KeyFailures) rather than a per-process cache: the API runs in several
 server processes, and the database is what they share on every deployment. A failure costs a write; a
-successful read costs one indexed SELECT (is this address blocked?) and no write.
+successful read costs nothing more than the token read's own statement (api/lookup.py asks whether the
+address is blocked in the same statement) and no write.
 """
 import math
 from datetime import timedelta
@@ -20,13 +21,15 @@ WINDOW = timedelta(minutes=1)
 FORGET_AFTER = timedelta(days=1)
 
 
-def retry_after(*, address):
-    """Seconds until `address` may present a key again, or 0 when it may now."""
-    now = timezone.now()
-    start = (KeyFailures.objects.filter(address=address, window_start__gt=now - WINDOW,
-                                        failures__gte=settings.OAUTHMAIL_API_KEY_FAILURES)
-             .values_list("window_start", flat=True).first())
-    return max(1, math.ceil((start + WINDOW - now).total_seconds())) if start else 0
+def blocked_if(*, now):
+    """What makes an address blocked at `now`: its window started after the first value, with at least the
+    second value of failures (api/lookup.py puts it in the token read's statement)."""
+    return now - WINDOW, settings.OAUTHMAIL_API_KEY_FAILURES
+
+
+def seconds_left(*, window_start, now):
+    """Seconds until an address blocked in the window started at `window_start` may present a key again."""
+    return max(1, math.ceil((window_start + WINDOW - now).total_seconds()))
 
 
 def record_failure(*, address):

@@ -180,6 +180,16 @@ def check_provider_capacity(idp, workers, latency):
     return time.monotonic() - started, most_at_once(idp.token_requests[before:], latency)
 
 
+def register_application(env, idp):
+    """A Microsoft application 'bench' registered at the provider and in oauthmail; returns its client id."""
+    client_id = str(uuid.uuid4())
+    idp.add_client(client_id)
+    django_shell(env, "from providers.models import Application; Application.objects.create(identifier='bench', "
+                      f"name='Bench', provider='microsoft', tenant='contoso.onmicrosoft.com', "
+                      f"client_id='{client_id}', authority_url='{idp.url}')")
+    return client_id
+
+
 def write_accounts(path, idp, client_id, count):
     with open(path, "w", newline="") as file:
         writer = csv.writer(file)
@@ -199,11 +209,7 @@ def run_benchmark(args, tmp, idp, idp_pid, env):
           f"answered in {seconds:.2f} s, {at_once} at once")
     manage(env, "migrate", "--noinput", "-v0")
     startup, _memory, startup_cpu, _out = manage(env, "refresh_tokens")
-    client_id = str(uuid.uuid4())
-    idp.add_client(client_id)
-    django_shell(env, "from providers.models import Application; Application.objects.create(identifier='bench', "
-                      f"name='Bench', provider='microsoft', tenant='contoso.onmicrosoft.com', "
-                      f"client_id='{client_id}', authority_url='{idp.url}')")
+    client_id = register_application(env, idp)
     write_accounts(tmp / "accounts.csv", idp, client_id, n)
     imported = manage(env, "import_accounts", str(tmp / "accounts.csv"))[0]
     idp.set(latency=latency)

@@ -97,13 +97,14 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
 
 
 def _conn_max_age():
-    value = env.int("CONN_MAX_AGE", default=0)
+    value = env.int("CONN_MAX_AGE", default=600)
     if value < 0:
         raise ValueError("seconds, 0 or more")
     return value
 
 
-# Persistent connections (seconds a connection is kept between requests; 0: one per request).
+# Persistent connections (seconds a connection is kept between requests; 0: one per request). Kept by
+# default: opening one costs more than a token read (a PostgreSQL login; on SQLite, the WAL pragmas).
 # CONN_HEALTH_CHECKS tests a kept connection before reusing it, so a database restart costs no request.
 DATABASES["default"]["CONN_MAX_AGE"] = _setting("CONN_MAX_AGE", _conn_max_age)
 DATABASES["default"]["CONN_HEALTH_CHECKS"] = _setting("CONN_HEALTH_CHECKS", lambda: _bool("CONN_HEALTH_CHECKS", False))
@@ -249,6 +250,12 @@ OAUTHMAIL_RETRY_BACKOFF = _setting("OAUTHMAIL_RETRY_BACKOFF", lambda: env.float(
 # The token API: wrong keys from one address within a minute before it gets 429 (api/throttle.py).
 OAUTHMAIL_API_KEY_FAILURES = _setting(
     "OAUTHMAIL_API_KEY_FAILURES", lambda: env.int("OAUTHMAIL_API_KEY_FAILURES", default=20)
+)
+# Seconds between two writes of the token reads counted in memory (accounts/services/reads.py): the first
+# read of an account by a client in an hour is written at once, the next ones are added to its event this
+# often and when the process exits. 0: every read is written as it happens.
+OAUTHMAIL_READ_EVENTS_FLUSH = _setting(
+    "OAUTHMAIL_READ_EVENTS_FLUSH", lambda: _number("OAUTHMAIL_READ_EVENTS_FLUSH", 60.0, at_least=0, below=3600)
 )
 # Reverse proxies in front of oauthmail that append the client's address to X-Forwarded-For: the client
 # address used for throttling (API keys, admin sign-in) is the entry that many places from the end.

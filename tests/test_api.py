@@ -14,7 +14,7 @@ from accounts.models import Account, TokenEvent
 from api.models import ApiClient
 from tests.factories import make_account, make_application
 
-pytestmark = pytest.mark.django_db
+pytestmark = [pytest.mark.django_db, pytest.mark.postgres]  # api/lookup.py: SQL by hand
 
 
 @pytest.fixture

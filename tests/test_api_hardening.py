@@ -6,7 +6,7 @@ from api.models import KeyFailures
 from tests.factories import make_account, make_application
 from tests.test_api import create_client
 
-pytestmark = pytest.mark.django_db
+pytestmark = [pytest.mark.django_db, pytest.mark.postgres]  # api/lookup.py: SQL by hand
 
 URL = "/api/v1/accounts/accounting/token"
 

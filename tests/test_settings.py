@@ -62,6 +62,6 @@ def test_database_connections_persist_as_long_as_conn_max_age_says():
     show = ["shell", "-v0", "-c", "from django.db import connection as c; "
             "print(c.settings_dict['CONN_MAX_AGE'], c.settings_dict['CONN_HEALTH_CHECKS'])"]
     keys = {"SECRET_KEY": "s3cret", "OAUTHMAIL_ENCRYPTION_KEYS": GOOD_KEY}
-    assert run_check(*show, **keys).stdout.split() == ["0", "False"]  # one connection per request
-    kept = run_check(*show, CONN_MAX_AGE="60", CONN_HEALTH_CHECKS="true", **keys)
-    assert kept.stdout.split() == ["60", "True"], kept.stderr
+    assert run_check(*show, **keys).stdout.split() == ["600", "False"]  # kept ten minutes
+    kept = run_check(*show, CONN_MAX_AGE="0", CONN_HEALTH_CHECKS="true", **keys)
+    assert kept.stdout.split() == ["0", "True"], kept.stderr

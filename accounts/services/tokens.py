@@ -15,7 +15,7 @@ from django.utils import timezone
 from django.views.decorators.debug import sensitive_variables
 
 from oauthmail import deadlines
-from oauthmail.crypto import DecryptionError
+from oauthmail.crypto import DecryptionError, is_set
 from oauthmail.texts import facts_text, render
 from providers.base import ProviderError
 
@@ -209,10 +209,21 @@ def _usable_after_failure(account, error):
             and expires_at - timezone.now() >= FALLBACK_MIN_VALIDITY)
 
 
+def _stored_token_suffices(account, min_validity):
+    """Whether the account's stored access token may be handed out as it is: valid for `min_validity`
+    more, the grant not known to be gone. Decides from the row as the caller read it, without a claim:
+    reading a token never rotates anything, and an access token stays valid until it expires even when
+    another process has just refreshed it."""
+    expires_at = account.access_token_expires_at
+    return (account.status != Account.Status.REAUTH_REQUIRED and expires_at is not None
+            and expires_at - timezone.now() >= min_validity and is_set(account, "access_token"))
+
+
 @sensitive_variables("token")
 def token_get(*, account, actor, min_validity=None):
     """A valid access token for the account, and when it expires: refreshed first when it expires within
-    `min_validity` (default: min_token_validity()), else the stored one.
+    `min_validity` (default: min_token_validity()), else the stored one. `account` must have just been
+    read from the database: a stored token that suffices is handed out from it, with no claim and no write.
 
     When that refresh fails transiently and the stored token is still valid (_usable_after_failure),
     the stored token is handed out all the same and the hand-out logged; the account is `failing`
@@ -220,6 +231,8 @@ def token_get(*, account, actor, min_validity=None):
     """
     min_validity = min_token_validity() if min_validity is None else min_validity
     try:
+        if _stored_token_suffices(account, min_validity):
+            return account.access_token, account.access_token_expires_at  # no claim, no write
         with claimed(account.pk):
             account.refresh_from_db()
             if not account.access_token and not (account.refresh_token or account.is_app_only):
