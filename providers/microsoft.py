@@ -89,8 +89,9 @@ def _fingerprint(credential):
 def _msal_app(client_id, *, authority, credential):
     """The process's msal application for this client, authority and credential (None: a public
     client), built when there is none yet or the kept one is older than APP_LIFETIME. msal's
-    applications may be shared between threads: what a call changes in one (its telemetry buffer)
-    is under a lock, and our caches above keep nothing."""
+    applications may be shared between threads: what a call changes in one is its telemetry buffer,
+    under a lock, and a certificate's signed client assertion, replaced whole when it is 9 minutes
+    old (two threads may both sign a new one); our caches above keep nothing."""
     key = (client_id, authority, credential is None, _fingerprint(credential))
     now = time.monotonic()
     with _apps_lock:
