@@ -14,6 +14,9 @@ What it does, every step through oauthmail's own commands run as separate proces
    token the provider issued, so that all N are due;
 4. times `refresh_tokens --workers W` (or P such processes side by side, W/P workers each) and
    reads each one's peak memory (ru_maxrss) and CPU time, and the provider's CPU time meanwhile;
+   CPU per account is the processes' CPU time over N (their start-up included), and the wall time
+   is compared with the bound 2 × max(N·L/W, N × CPU per account / cores) + start-up: twice
+   whichever of the network (every worker waiting on the provider) and the CPU limits the run;
 5. checks that N refreshes reached the provider and none reused a refresh token, and says how
    many requests the provider was answering at once at most;
 6. counts the SQL statements of two smaller runs (S and 2S due accounts, S = --query-sample), with
@@ -205,7 +208,7 @@ def run_benchmark(args, tmp, idp, idp_pid, env):
     print(f"  provider capacity: {workers} requests sent at once with {max(latency, 0.5):.1f} s latency: "
           f"answered in {seconds:.2f} s, {at_once} at once")
     manage(env, "migrate", "--noinput", "-v0")
-    startup = manage(env, "refresh_tokens")[0]
+    startup, _memory, startup_cpu, _out = manage(env, "refresh_tokens")
     client_id = register_application(env, idp)
     write_accounts(tmp / "accounts.csv", idp, client_id, n)
     imported = manage(env, "import_accounts", str(tmp / "accounts.csv"))[0]
@@ -219,13 +222,20 @@ def run_benchmark(args, tmp, idp, idp_pid, env):
     stats = idp.stats()
     requests = [r for r in idp.token_requests if r["grant_type"] == "refresh_token"][-n:]
     ideal = n * latency / workers
-    print(f"  start-up (refresh_tokens with nothing due): {startup:.2f} s")
+    cpu = sum(r[2] for r in results)
+    per_account = cpu / n
+    cpu_bound = n * per_account / os.cpu_count()
+    bound = 2 * max(ideal, cpu_bound) + startup
+    print(f"  start-up (refresh_tokens with nothing due): {startup:.2f} s, {startup_cpu:.2f} s CPU")
     print(f"  import_accounts of {n} rows: {imported:.2f} s")
     print(f"  refresh_tokens: {wall:.2f} s wall; ideal N·L/W = {ideal:.2f} s; {wall / (ideal + startup):.2f}× "
           "the ideal plus start-up")
-    print(f"  peak memory: {max(r[1] for r in results):.0f} MiB; CPU: {sum(r[2] for r in results):.1f} s "
-          f"({sum(r[2] for r in results) / n * 1000:.1f} ms per account), provider {idp_cpu:.1f} s "
+    print(f"  peak memory: {max(r[1] for r in results):.0f} MiB; CPU: {cpu:.1f} s ({per_account * 1000:.2f} ms per "
+          f"account: process CPU / N, start-up included), provider {idp_cpu:.1f} s "
           f"({idp_cpu / n * 1000:.1f} ms per request)")
+    print(f"  bound 2 × max(N·L/W = {ideal:.2f} s, N × CPU per account / {os.cpu_count()} cores = {cpu_bound:.2f} s)"
+          f" + start-up = {bound:.2f} s: wall is {wall / bound:.2f}× the bound "
+          f"({'within' if wall <= bound else 'OVER'}); {'CPU' if cpu_bound > ideal else 'network'}-bound")
     print(f"  provider: {stats['token_requests'] - before['token_requests']} token requests, "
           f"{stats['refresh_token_reuse']} refresh tokens reused, at most {most_at_once(requests, latency)} at once")
     for result in results:

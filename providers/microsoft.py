@@ -1,6 +1,16 @@
-"""Microsoft Entra ID through msal. The only module that imports msal."""
+"""Microsoft Entra ID through msal. The only module that imports msal.
 
+One msal client application per application and process (`_msal_app`), reused by every request and
+thread: building one costs a discovery look-up, a certificate's key parsing, and msal's optional
+import of msal_extensions (a failing import is looked up again each time). Its token cache and its
+HTTP cache keep nothing, so that it behaves as a new one at every call: tokens live only in our
+database, and a refused request is always sent again when retried.
+"""
+
+import hashlib
 import re
+import threading
+import time
 import warnings
 from datetime import timedelta
 
@@ -35,6 +45,72 @@ PENDING_ERRORS = ("authorization_pending", "slow_down")
 REAUTH_ERRORS = ("invalid_grant", "interaction_required", "consent_required")
 
 AADSTS_RE = re.compile(r"AADSTS\d+")
+APP_LIFETIME = http.DISCOVERY_TTL  # seconds a kept msal application is used: its endpoints are rediscovered
+MAX_APPS = 256  # msal applications kept at most (one per application, credential and kind)
+
+
+class _NoTokenCache(msal.TokenCache):
+    """msal's token cache, keeping nothing. acquire_token_by_refresh_token, by device flow and by
+    authorization code add the tokens they obtain (access, refresh, ID token, account) to the
+    application's cache, and acquire_token_for_client looks there first: a kept application would
+    otherwise hold every mailbox's tokens in memory and hand out an app-only token without asking."""
+
+    def add(self, event, now=None):
+        pass
+
+    def modify(self, credential_type, old_entry, new_key_value_pairs=None):
+        pass
+
+
+class _NoHttpCache(dict):
+    """msal's HTTP cache, keeping nothing: msal would answer a repeated request from it (an HTTP 400
+    for 60 s, a discovery for a day) instead of sending it, so that a retry, or a refresh after
+    the administrator has granted consent, would not reach the provider."""
+
+    def __setitem__(self, key, value):
+        pass
+
+
+_apps = {}  # (client id, authority, public, credential fingerprint) -> (used until, msal application)
+_apps_lock = threading.Lock()
+
+
+def _fingerprint(credential):
+    """A digest of the credential (secret or certificate), so that the key of a kept msal application
+    changes with it without holding it."""
+    if credential is None:
+        return ""
+    if isinstance(credential, dict):
+        credential = "\0".join(credential[name] for name in sorted(credential))
+    return hashlib.sha256(credential.encode()).hexdigest()
+
+
+@sensitive_variables("credential")
+def _msal_app(client_id, *, authority, credential):
+    """The process's msal application for this client, authority and credential (None: a public
+    client), built when there is none yet or the kept one is older than APP_LIFETIME. msal's
+    applications may be shared between threads: what a call changes in one is its telemetry buffer,
+    under a lock, and a certificate's signed client assertion, replaced whole when it is 9 minutes
+    old (two threads may both sign a new one); our caches above keep nothing."""
+    key = (client_id, authority, credential is None, _fingerprint(credential))
+    now = time.monotonic()
+    with _apps_lock:
+        kept = _apps.get(key)
+    if kept and kept[0] > now:
+        return kept[1]
+    options = dict(authority=authority, http_client=http.client, instance_discovery=False,
+                   token_cache=_NoTokenCache(), http_cache=_NoHttpCache())
+    if credential is None:
+        msal_app = msal.PublicClientApplication(client_id, **options)
+    else:
+        msal_app = msal.ConfidentialClientApplication(client_id, client_credential=credential, **options)
+    with _apps_lock:
+        for stale in [k for k, (until, _app) in _apps.items() if until <= now]:
+            del _apps[stale]
+        if len(_apps) >= MAX_APPS:
+            del _apps[next(iter(_apps))]  # the oldest
+        _apps[key] = (now + APP_LIFETIME, msal_app)
+    return msal_app
 
 
 def _error_from(result):
@@ -96,25 +172,20 @@ class MicrosoftProvider(Provider):
             }
         return app.client_secret if app.has_client_secret else None
 
-    @sensitive_variables("credential", "options")
+    @sensitive_variables("credential")
     def _call(self, app, work, *, public=False, app_only=False):
-        """Build the msal application and run `work(msal_app)`, turning every failure into ProviderError.
+        """Run `work(msal_app)` with the application's msal application, turning every failure into ProviderError.
 
         A confidential client whenever the application has a credential (device code is public-only
         in msal); app-only flows require one.
         """
         authority = self._authority(app)
         try:
-            options = dict(authority=authority, http_client=http.client, instance_discovery=False)
             credential = None if public else self._credential(app)
             if app_only and credential is None:
                 raise ProviderError(text="microsoft.no_client_credential", code="no_client_credential",
                                     permanent=True)
-            if credential is None:
-                msal_app = msal.PublicClientApplication(app.client_id, **options)
-            else:
-                msal_app = msal.ConfidentialClientApplication(app.client_id, client_credential=credential, **options)
-            return work(msal_app)
+            return work(_msal_app(app.client_id, authority=authority, credential=credential))
         except (http.TransientHTTPError, requests.RequestException) as exc:
             raise _transport_error(exc, authority) from None
         except ValueError as exc:  # msal: the authority could not be discovered, or answered non-JSON

@@ -99,6 +99,25 @@ def test_certificate_gives_an_app_only_token_and_refresh_renews_it(admin_client,
     assert account.last_refreshed_at is not None and not account.refresh_token
 
 
+def test_a_certificate_replaced_in_the_admin_signs_the_next_refresh(admin_client, idp):
+    (first_key, first), (second_key, second) = [(key, self_signed(key)) for key in (new_key(), new_key())]
+    post_application(admin_client, authority_url=idp.url,
+                     certificate_file=SimpleUploadedFile("app.pem", first.public_bytes(PEM) + key_pem(first_key)))
+    app = Application.objects.get()
+    idp.add_client(app.client_id, certificate_pem=first.public_bytes(PEM).decode())
+    account = make_account(app, flow="client_credentials")
+    admin_client.post(reverse("admin:accounts_account_init_token", args=[account.pk]))  # signed with the first
+    idp.add_client(app.client_id, certificate_pem=second.public_bytes(PEM).decode())  # the first one is removed
+    response = admin_client.post(reverse("admin:providers_application_change", args=[app.pk]), {
+        "identifier": app.identifier, "name": app.name, "provider": app.provider, "tenant": app.tenant,
+        "client_id": app.client_id, "authority_url": app.authority_url, "scopes": "", "comments": "",
+        "certificate_file": SimpleUploadedFile("new.pem", second.public_bytes(PEM) + key_pem(second_key)),
+    })
+    assert response.status_code == 302
+    call_command("refresh_tokens", account.identifier, stdout=open("/dev/null", "w"))
+    assert [r["status"] for r in idp.token_requests] == [200, 200]
+
+
 def test_unregistered_certificate_is_refused_with_the_aadsts_code(admin_client, idp, certificate):
     key, cert = certificate
     post_application(admin_client, authority_url=idp.url,

@@ -70,7 +70,9 @@ def test_refresh_costs_the_same_number_of_queries_for_each_account(idp):
 
     three, six, nine = queries_to_refresh(3), queries_to_refresh(6), queries_to_refresh(9)
     assert nine - six == six - three  # each account costs the same, whatever their number
-    assert (six - three) / 3 <= 8
+    # lengthen the claim; then, in one transaction (here a savepoint and its release, inside the test's),
+    # store the tokens giving the claim back in the same UPDATE, and log the event
+    assert (six - three) / 3 <= 5
 
 
 @pytest.mark.django_db

@@ -2,8 +2,10 @@
 
 The work is HTTP-bound, so threads suffice. The calling thread claims due accounts in batches
 (accounts/claims.py) and queues them; each worker refreshes one account at a time on its own
-database connection. Memory stays flat in the number of accounts: rows are read a batch at a time
-and the queue is bounded. Each account costs a constant number of queries.
+database connection, kept for the whole run. Memory stays flat in the number of accounts: rows are
+read a batch at a time and the queue is bounded. Each account costs a constant number of queries:
+lengthening its claim, then one transaction storing the tokens (giving the claim back in the same
+UPDATE) and logging the event.
 """
 import logging
 import queue
@@ -166,13 +168,16 @@ class _Run:
         if self.stopping():
             return  # not started: given back with the others by release_all()
         entry = {"account": account.identifier}
+        released = False
         try:
             deadline = claims.start(account.pk, self.claim_id)
             if deadline is None:
                 self.done("skipped", {**entry, "reason": _("busy in another process")})
                 return
-            with deadline:
-                tokens = _refresh_claimed(account=account, actor=self.actor, stopping=self.stopping)
+            with deadline:  # the claim is given back with the tokens, in one statement
+                tokens = _refresh_claimed(account=account, actor=self.actor, stopping=self.stopping,
+                                          release=self.claim_id)
+            released = True
             self.done("refreshed", {**entry, "expires_at": tokens.expires_at.isoformat()})
         except ProviderError as error:
             self.done("failed", {**entry, "status": account.status, "error": str(error), "code": error.code})
@@ -181,6 +186,8 @@ class _Run:
             connection.close_if_unusable_or_obsolete()
             self.done("failed", {**entry, "status": account.status, "error": type(error).__name__,
                                  "code": "internal"})
+        if released:
+            return
         try:
             claims.release(account.pk, self.claim_id)
         except Exception:  # the lease runs out by itself

@@ -57,8 +57,11 @@ def error_facts(error):
     return {"detail": str(error)}
 
 
-@sensitive_variables("tokens", "values")
-def _store_tokens(*, account, tokens, actor, kind, code, params=None):
+@sensitive_variables("tokens", "values", "sent")
+def _store_tokens(*, account, tokens, actor, kind, code, params=None, sent=None, release=None):
+    """Store the tokens and log the event in one transaction. `sent`: the refresh token the tokens were
+    obtained with, when the caller has it decrypted already. `release`: a claim id to give back in the
+    same statement, when the account's claim is still that one (the tokens are stored all the same)."""
     now = timezone.now()
     values = {
         "access_token": tokens.access_token,
@@ -70,7 +73,8 @@ def _store_tokens(*, account, tokens, actor, kind, code, params=None):
     }
     if tokens.refresh_token:
         values["refresh_token"] = tokens.refresh_token
-        renewed = kind == TokenEvent.Kind.INIT or tokens.refresh_token != account.refresh_token
+        renewed = kind == TokenEvent.Kind.INIT or tokens.refresh_token != (
+            account.refresh_token if sent is None else sent)
         issued_at = now if renewed else (account.refresh_token_issued_at or now)
         values["refresh_token_issued_at"] = issued_at
         estimate = account.application.adapter.estimate_refresh_token_expiry(
@@ -88,7 +92,10 @@ def _store_tokens(*, account, tokens, actor, kind, code, params=None):
     else:
         values["last_refreshed_at"] = now
     with transaction.atomic():
-        Account.objects.filter(pk=account.pk).update(**values)
+        released = release and Account.objects.filter(pk=account.pk, claim_id=release).update(
+            **values, claim_id="", claimed_until=None)
+        if not released:
+            Account.objects.filter(pk=account.pk).update(**values)
         log_event(account=account, actor=actor, kind=kind, code=code, params=params)
     for name, value in values.items():
         setattr(account, name, value)
@@ -135,17 +142,18 @@ def _retry_later(error, attempt, stopping):
     return stopping is None or not stopping()
 
 
-def _refresh_claimed(*, account, actor, stopping=None):
+@sensitive_variables("refresh_token")
+def _refresh_claimed(*, account, actor, stopping=None, release=None):
     """Refresh while holding the claim, retrying transient failures (until `stopping()`, if given, says
-    to stop). Raises ProviderError on failure."""
+    to stop). Raises ProviderError on failure. `release`: the claim's id, to give it back in the same
+    statement that stores the tokens (see _store_tokens); on failure the caller gives it back."""
     app = account.application
     for attempt in itertools.count(1):
         try:
-            if not account.is_app_only and not account.refresh_token:
+            refresh_token = account.refresh_token  # decrypted once
+            if not account.is_app_only and not refresh_token:
                 raise ProviderError(text="token.no_refresh_token", code="no_refresh_token", reauth=True)
-            tokens = app.adapter.refresh(
-                app, flow=account.flow, refresh_token=account.refresh_token, subject=account.email
-            )
+            tokens = app.adapter.refresh(app, flow=account.flow, refresh_token=refresh_token, subject=account.email)
         except DecryptionError as error:
             error = ProviderError(text="token.decryption", params={"what": error.what}, code="decryption",
                                   permanent=True)
@@ -164,7 +172,8 @@ def _refresh_claimed(*, account, actor, stopping=None):
                 _record_failure(account=account, error=error, actor=actor)
                 raise
         _store_tokens(account=account, tokens=tokens, actor=actor, kind=TokenEvent.Kind.REFRESH,
-                      code="token.refreshed", params={"expires_at": tokens.expires_at.isoformat()})
+                      code="token.refreshed", params={"expires_at": tokens.expires_at.isoformat()},
+                      sent=refresh_token, release=release)
         return tokens
 
 
