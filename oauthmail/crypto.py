@@ -37,11 +37,18 @@ def encrypt(value: str) -> str:
     return fernet().encrypt(value.encode()).decode()
 
 
+@lru_cache(maxsize=1024)
+def _decrypt(keys, ciphertext):
+    """The plain text of a ciphertext, remembered: a token read decrypts the same access token for as long
+    as it lives (a Fernet decryption is a good part of a read's CPU). The process holds the keys anyway."""
+    return _fernet(keys).decrypt(ciphertext.encode()).decode()
+
+
 def decrypt(ciphertext: str, *, what="") -> str:
-    what = what or gettext("a secret")
     try:
-        return fernet().decrypt(ciphertext.encode()).decode()
+        return _decrypt(tuple(settings.OAUTHMAIL_ENCRYPTION_KEYS), str(ciphertext))
     except InvalidToken:
+        what = what or gettext("a secret")
         raise DecryptionError(render("token.decryption", {"what": what}), what=what) from None
 
 
