@@ -24,10 +24,11 @@ import os
 import ssl
 import threading
 import time
-from urllib.parse import urlsplit
+from urllib.parse import urlencode, urlsplit
 
 import requests
 import requests.adapters
+import requests.structures
 import requests.utils
 import urllib3
 import urllib3.connection
@@ -189,6 +190,32 @@ class CachedResponse:
             raise requests.HTTPError(f"HTTP {self.status_code}")
 
 
+# What a POST may ask for that only requests.Session.request does: such a POST takes that way instead.
+POST_FALLBACK = frozenset(("cookies", "hooks", "stream", "cert", "allow_redirects"))
+
+
+def _post(session, url, *, timeout, verify, proxies, headers=None, params=None, data=None, json=None, files=None,
+          auth=None):
+    """A POST through the session's adapter (so bounded, watched and verified as any request), without
+    what Session.request adds around it and a token request does not need: the session's cookies,
+    hooks, and following redirects. A third of a token request's CPU. The request carries the
+    session's default headers as requests would; no cookie, as from a new client, so that one
+    refresh never carries what another mailbox's left; an answer that redirects is returned as it
+    is, not followed: a 307 or 308 would send the refresh token again, to another address."""
+    merged = requests.structures.CaseInsensitiveDict(session.headers)
+    merged.update(headers or {})
+    if isinstance(data, dict) and not files and all(isinstance(value, str) for value in data.values()):
+        data = urlencode(data)  # as requests would encode it, without its slow type checks (Python 3.11)
+        merged.setdefault("Content-Type", "application/x-www-form-urlencoded")
+    request = requests.PreparedRequest()
+    request.prepare_method("POST")
+    request.prepare_url(url, params)
+    request.prepare_headers({name: value for name, value in merged.items() if value is not None})
+    request.prepare_body(data, files, json)
+    request.prepare_auth(auth, url)
+    return session.get_adapter(url).send(request, timeout=timeout, verify=verify, proxies=proxies)
+
+
 class HttpClient:
     """A requests-like client (get/post), as msal's `http_client` and for our own calls."""
 
@@ -223,9 +250,12 @@ class HttpClient:
         kwargs["timeout"] = settings.OAUTHMAIL_HTTP_TIMEOUT  # always ours, whatever a library asks
         session = self.session
         if kwargs.get("verify") in (None, True):
-            kwargs.pop("verify", None)  # the session's: the environment's CA bundle, as requests would
+            kwargs["verify"] = session.verify  # the environment's CA bundle, as requests would take it
         kwargs["proxies"] = {**self._proxies(url), **(kwargs.get("proxies") or {})}
-        response = session.request(method, url, **kwargs)
+        if method == "POST" and not POST_FALLBACK.intersection(kwargs):
+            response = _post(session, url, **kwargs)
+        else:
+            response = session.request(method, url, **kwargs)
         if response.status_code == 429 or response.status_code >= 500:
             raise TransientHTTPError(response.status_code, url.split("?")[0], _retry_after(response))
         return response
