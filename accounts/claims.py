@@ -37,6 +37,7 @@ from django.utils.translation import gettext as _
 from oauthmail.deadlines import Deadline
 
 from .models import Account
+from .statements import update_row
 
 QUEUE_LEASE = 60  # seconds: a claimed account waiting for a worker, renewed by keep_alive() meanwhile
 SECRETS = ("access_token", "refresh_token")
@@ -159,7 +160,7 @@ def start(account_id, claim_id):
     a whole refresh and return a Deadline to do it in (see `claimed`). None when the lease ran out and
     another process took the account meanwhile."""
     until, work_ends = _lease()
-    if Account.objects.filter(pk=account_id, claim_id=claim_id).update(claimed_until=until):
+    if update_row(Account, account_id, {"claimed_until": until}, claim_id=claim_id):
         return Deadline(until=work_ends)
     return None
 

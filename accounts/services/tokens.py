@@ -21,6 +21,7 @@ from providers.base import ProviderError
 
 from ..claims import ClaimTimeout, claimed
 from ..models import Account, TokenEvent
+from ..statements import insert_row, update_row
 
 RETRY_AFTER_CAP = 60
 # A refresh failed transiently: the stored access token is still handed out when valid this much longer.
@@ -91,12 +92,13 @@ def _store_tokens(*, account, tokens, actor, kind, code, params=None, sent=None,
                           refresh_token_issued_at=None)
     else:
         values["last_refreshed_at"] = now
-    with transaction.atomic():
-        released = release and Account.objects.filter(pk=account.pk, claim_id=release).update(
-            **values, claim_id="", claimed_until=None)
+    with transaction.atomic():  # SQL written once per shape (accounts/statements.py): the refresh's hot path
+        released = release and update_row(Account, account.pk, {**values, "claim_id": "", "claimed_until": None},
+                                          claim_id=release)
         if not released:
-            Account.objects.filter(pk=account.pk).update(**values)
-        log_event(account=account, actor=actor, kind=kind, code=code, params=params)
+            update_row(Account, account.pk, values)
+        insert_row(TokenEvent(account=account, account_identifier=account.identifier, actor=actor, kind=kind,
+                              code=code, params=params or {}))
     for name, value in values.items():
         setattr(account, name, value)
 
