@@ -91,6 +91,15 @@ def test_a_provider_whose_certificate_is_not_trusted_is_never_sent_a_request(idp
         untrusted.stop()
 
 
+def test_a_token_request_answered_with_a_redirect_is_not_sent_again(idp):
+    account = due_account(idp, make_application(idp))
+    token_endpoint = f"{idp.url}/{account.application.tenant}/oauth2/v2.0/token"
+    idp.fail_next(1, status=307, location=token_endpoint, body={"error": "invalid_request"})
+    account = refresh(account)
+    assert account.status == Account.Status.FAILING
+    assert len(idp.token_requests) == 1  # the refresh token went out once, not again to the Location
+
+
 @pytest.fixture
 def no_proxy_variables(monkeypatch):
     for name in PROXY_VARIABLES:

@@ -55,3 +55,4 @@ class Failure:
     status: int
     retry_after: int | str | None
     body: dict | str | None
+    location: str | None = None

@@ -61,8 +61,9 @@ class RemoteIdentityProvider:
     def revoke(self, email, access_tokens=False) -> int:
         return self._call("revoke", email=email, access_tokens=access_tokens)
 
-    def fail_next(self, count, status=503, retry_after=None, body=None):
-        return self._call("fail_next", count=count, status=status, retry_after=retry_after, body=body)
+    def fail_next(self, count, status=503, retry_after=None, body=None, location=None):
+        return self._call("fail_next", count=count, status=status, retry_after=retry_after, body=body,
+                          location=location)
 
     def deny_next_sign_in(self):
         return self._call("deny_next_sign_in")

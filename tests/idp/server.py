@@ -185,6 +185,8 @@ def device_page(idp, request) -> Response:
 
 def _failure_response(failure) -> Response:
     headers = {"Retry-After": str(failure.retry_after)} if failure.retry_after is not None else {}
+    if failure.location:
+        headers["Location"] = failure.location
     if isinstance(failure.body, str):
         return Response(failure.status, failure.body.encode("utf-8"), "text/plain; charset=utf-8", headers)
     body = failure.body if failure.body is not None else {

@@ -120,11 +120,12 @@ class IdentityProviderState:
                     del self._access_tokens[token]
             return len(live)
 
-    def fail_next(self, count, status=503, retry_after=None, body=None):
+    def fail_next(self, count, status=503, retry_after=None, body=None, location=None):
         """The next ``count`` token-endpoint requests answer ``status``; ``body`` may be a dict (sent
-        as JSON) or a str (sent as text/plain), default a JSON ``temporarily_unavailable`` error."""
+        as JSON) or a str (sent as text/plain), default a JSON ``temporarily_unavailable`` error;
+        ``location``, a Location header (a redirect)."""
         with self._lock:
-            self._failures.extend([Failure(status, retry_after, body)] * count)
+            self._failures.extend([Failure(status, retry_after, body, location)] * count)
 
     def deny_next_sign_in(self):
         """The next authorize request redirects back with ``error=access_denied``."""
