@@ -2,13 +2,14 @@
 from django.contrib import admin
 from django.utils.translation import gettext_lazy as _
 
+from oauthmail.admin_site import ReadOnlyAdmin
 from oauthmail.times import local, with_zone
 
 from .models import TokenEvent
 
 
 @admin.register(TokenEvent)
-class TokenEventAdmin(admin.ModelAdmin):
+class TokenEventAdmin(ReadOnlyAdmin):
     list_display = ["when", "account_identifier", "kind", "actor", "text"]
     list_filter = ["kind"]
     search_fields = ["account_identifier", "actor", "outcome", "code"]
@@ -23,12 +24,3 @@ class TokenEventAdmin(admin.ModelAdmin):
     @admin.display(description=_("what happened"))
     def text(self, obj):
         return obj.text
-
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False

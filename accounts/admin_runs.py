@@ -1,26 +1,18 @@
 from django.contrib import admin
 from django.utils.translation import gettext_lazy as _
 
+from oauthmail.admin_site import ReadOnlyAdmin
 from oauthmail.times import local, with_zone
 
 from .models import RefreshRun
 
 
 @admin.register(RefreshRun)
-class RefreshRunAdmin(admin.ModelAdmin):
+class RefreshRunAdmin(ReadOnlyAdmin):
     """refresh_tokens' runs, read-only: when, how long, what they did."""
 
     list_display = ["started", "finished", "duration", "refreshed", "failed", "skipped", "partial", "actor"]
     list_filter = ["partial"]
-
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
 
     @admin.display(description=with_zone(_("started at")), ordering="started_at")
     def started(self, obj):

@@ -9,6 +9,7 @@ from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 from django.views.decorators.debug import sensitive_post_parameters
 
+from oauthmail.admin_site import ReadOnlyAdmin
 from oauthmail.crypto import is_set
 from oauthmail.times import local, with_zone
 
@@ -80,17 +81,6 @@ class ChannelAdmin(admin.ModelAdmin):
     @admin.display(description=_("signing secret"))
     def secret_status(self, obj):
         return gettext("set") if obj is not None and is_set(obj, "secret") else gettext("not set")
-
-
-class ReadOnlyAdmin(admin.ModelAdmin):
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
 
 
 @admin.register(Alert)

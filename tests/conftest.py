@@ -25,6 +25,16 @@ def django_db_setup(django_db_setup, django_db_blocker):
         record_roles()
 
 
+@pytest.fixture
+def language_restored():
+    """A request with Accept-Language: fr leaves French active in this thread: give the next test its language back."""
+    from django.utils import translation
+
+    language = translation.get_language()
+    yield
+    translation.activate(language)
+
+
 @pytest.fixture(scope="session")
 def idp_server():
     """The test identity provider, started once per session.

@@ -11,14 +11,7 @@ from accounts.models import Account, TokenEvent
 from tests.factories import make_account, make_application
 from tests.factories import run_command as run
 
-pytestmark = pytest.mark.django_db
-
-
-@pytest.fixture(autouse=True)
-def _language_restored():
-    language = translation.get_language()
-    yield
-    translation.activate(language)
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("language_restored")]
 
 
 @pytest.fixture

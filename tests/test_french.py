@@ -12,15 +12,7 @@ from accounts.models import Account, TokenEvent
 from accounts.services.tokens import log_event
 from providers.models import Application
 
-pytestmark = pytest.mark.django_db
-
-
-@pytest.fixture(autouse=True)
-def _language_restored():
-    """A request with Accept-Language: fr leaves French active in this thread: give the next test its language back."""
-    language = translation.get_language()
-    yield
-    translation.activate(language)
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("language_restored")]
 
 
 @pytest.fixture
