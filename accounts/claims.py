@@ -8,10 +8,13 @@ both perform atomically: of two processes claiming the same account, exactly one
 The refresh worker pool claims whole batches (`claim_batch`): on PostgreSQL the due, unclaimed rows
 are first locked with `SELECT … FOR UPDATE SKIP LOCKED`, so that processes claiming at the same
 moment take different rows instead of queuing behind each other; SQLite, which has one writer at
-a time, needs no row lock. A batch's lease is short (`QUEUE_LEASE`) and kept alive while its
-process lives (`keep_alive`); each account is then `start`ed (its lease checked to still be ours,
-and lengthened to `lease_seconds()`) right before its refresh token is used. A process that dies
-only delays its accounts until their leases run out; it never makes two processes use one token.
+a time, needs no row lock. A batch is leased for a whole refresh and the time its accounts may wait
+in the queue (`pool_lease_seconds()`), and the pool's process keeps every lease of its claim that
+long while it lives (`PoolLeases.keep_alive`, every KEEP_ALIVE_EVERY seconds). Each account is then
+`start`ed right before its refresh token is used, without asking the database as long as the
+process knows the lease still holds (`PoolLeases`, which says why it may know), else by checking the
+lease is still ours and lengthening it (`start`). A process that dies only delays its accounts until
+their leases run out; it never makes two processes use one token.
 
 A lease is only as good as its holder's promise to be done before it ends. Every request to the
 identity provider is bounded as a whole (providers/http.py), and while the claim is held the
@@ -22,6 +25,7 @@ the provider answers; the margin is left for storing the answer. (Leases compare
 machines: keep them in time, as NTP does; the margin absorbs small differences.)
 """
 import math
+import threading
 import time
 import uuid
 from contextlib import contextmanager
@@ -39,7 +43,7 @@ from oauthmail.deadlines import Deadline
 from .models import Account
 from .statements import update_row
 
-QUEUE_LEASE = 60  # seconds: a claimed account waiting for a worker, renewed by keep_alive() meanwhile
+KEEP_ALIVE_EVERY = 15  # seconds between two renewals of a worker pool's leases (PoolLeases.keep_alive)
 SECRETS = ("access_token", "refresh_token")
 
 
@@ -64,10 +68,16 @@ def lease_seconds():
     return math.ceil(attempts * 2 * settings.OAUTHMAIL_HTTP_TIMEOUT + (attempts - 1) * wait + lease_margin())
 
 
-def _lease():
+def pool_lease_seconds():
+    """A worker pool's lease: a whole refresh (lease_seconds()), and two renewal periods more, so that
+    an account that waited in the queue since the last renewal still has a whole refresh's time."""
+    return lease_seconds() + 2 * KEEP_ALIVE_EVERY
+
+
+def _lease(seconds=None):
     """A new lease: (its end, for the database; the time.monotonic() by which the holder's work must end).
     The clock is read before the database is asked, so a slow database only shortens the holder's time."""
-    seconds = lease_seconds()
+    seconds = lease_seconds() if seconds is None else seconds
     work_ends = time.monotonic() + seconds - lease_margin()
     return timezone.now() + timedelta(seconds=seconds), work_ends
 
@@ -125,6 +135,7 @@ class Batch:
     claimed: list = field(default_factory=list)  # Account rows, secrets loaded, ours to refresh
     busy: list = field(default_factory=list)  # identifiers of accounts another process holds
     last_pk: int | None = None  # where the next batch starts; None: nothing left
+    work_ends: float = math.inf  # time.monotonic() by which work under the batch's lease must end
 
 
 def claim_batch(queryset, *, claim_id, after_pk=0, size):
@@ -132,8 +143,10 @@ def claim_batch(queryset, *, claim_id, after_pk=0, size):
 
     The same few queries whatever the size. The claim is taken only on rows that still match
     `queryset` and are unclaimed, and the claimed rows are read back after it, so their refresh
-    tokens are the current ones. Rows another process holds are named in `busy`.
+    tokens are the current ones, and leased for pool_lease_seconds(). Rows another process holds are
+    named in `busy`.
     """
+    until, work_ends = _lease(pool_lease_seconds())
     now = timezone.now()
     candidates = queryset.filter(pk__gt=after_pk).order_by("pk")
     with transaction.atomic():
@@ -142,10 +155,8 @@ def claim_batch(queryset, *, claim_id, after_pk=0, size):
         rows = list(candidates.values_list("pk", "identifier", "claimed_until")[:size])
         free = [pk for pk, _identifier, until in rows if until is None or until < now]
         if free:  # the queryset's conditions again: the row may have changed since it was read
-            queryset.filter(unclaimed(now), pk__in=free).update(
-                claim_id=claim_id, claimed_until=now + timedelta(seconds=QUEUE_LEASE)
-            )
-    batch = Batch(last_pk=rows[-1][0] if rows else None)
+            queryset.filter(unclaimed(now), pk__in=free).update(claim_id=claim_id, claimed_until=until)
+    batch = Batch(last_pk=rows[-1][0] if rows else None, work_ends=work_ends)
     if free:
         batch.claimed = list(
             Account.objects.filter(pk__in=free, claim_id=claim_id).select_related("application").order_by("pk")
@@ -165,8 +176,46 @@ def start(account_id, claim_id):
     return None
 
 
-def keep_alive(claim_id):
-    """Keep every lease of `claim_id` at least QUEUE_LEASE seconds long, while its process lives."""
-    now = timezone.now()
-    until = now + timedelta(seconds=QUEUE_LEASE)
-    return Account.objects.filter(claim_id=claim_id, claimed_until__lt=until).update(claimed_until=until)
+class PoolLeases:
+    """A worker pool's claim (`claim_id`), and what its process knows of the claim's leases without
+    asking the database: that every row still claimed under `claim_id` is leased at least until
+    `work_ends` (time.monotonic(), the margin deducted), so that no other process can have taken it.
+
+    That holds from the first batch on: a batch's rows are leased until its own `work_ends` or later,
+    and batches come in order. A renewal (`keep_alive`) leases every row of the claim anew; when it is
+    written before `work_ends` has passed, no row of ours could have been taken before it (none had
+    run out), so each one was lengthened and `work_ends` moves on. A renewal written later (the
+    process was stopped, the database slow) breaks that chain for good: from then on every account
+    is `start`ed by asking the database.
+    """
+
+    def __init__(self, claim_id=None):
+        self.claim_id = claim_id or new_claim_id()
+        self.work_ends = math.inf  # nothing claimed yet
+        self._known = True
+        self._lock = threading.Lock()
+
+    def claimed(self, batch):
+        with self._lock:
+            self.work_ends = min(self.work_ends, batch.work_ends)
+
+    def keep_alive(self):
+        """Lease every row of the claim for pool_lease_seconds() more, while the process lives."""
+        until, work_ends = _lease(pool_lease_seconds())
+        Account.objects.filter(claim_id=self.claim_id, claimed_until__lt=until).update(claimed_until=until)
+        written = time.monotonic()
+        with self._lock:
+            if written < self.work_ends:
+                self.work_ends = work_ends
+            else:
+                self._known = False
+
+    def start(self, account_id):
+        """`start(account_id, claim_id)`, without a statement while the lease is known to hold long enough
+        for a whole refresh."""
+        needed = lease_seconds() - lease_margin()
+        with self._lock:
+            work_ends = self.work_ends if self._known else -math.inf
+        if work_ends - time.monotonic() >= needed:
+            return Deadline(until=work_ends)
+        return start(account_id, self.claim_id)

@@ -4,8 +4,9 @@ The work is HTTP-bound, so threads suffice. The calling thread claims due accoun
 (accounts/claims.py) and queues them; each worker refreshes one account at a time on its own
 database connection, kept for the whole run. Memory stays flat in the number of accounts: rows are
 read a batch at a time and the queue is bounded. Each account costs a constant number of queries:
-lengthening its claim, then one transaction storing the tokens (giving the claim back in the same
-UPDATE) and logging the event.
+one transaction storing the tokens (giving the claim back in the same UPDATE) and logging the event;
+its claim is taken with its batch's, and checked again only when the process cannot know it still
+holds (claims.PoolLeases).
 """
 import logging
 import queue
@@ -30,7 +31,6 @@ from .tokens import REFRESHABLE, _not_refreshable, _refresh_claimed
 logger = logging.getLogger(__name__)
 
 KEEP_ALIVE_AFTER = timedelta(days=7)  # refresh a refresh token unused this long, so it never lapses
-KEEP_ALIVE_EVERY = 15  # seconds between two renewals of the queued accounts' leases
 MIN_BATCH = 25  # accounts claimed at once, at least: a claim costs the same few queries for 1 or 100
 
 
@@ -123,9 +123,10 @@ def _refresh(report, *, within, identifiers, actor, workers, progress, stop):
         last_pk = 0
         while not run.stopping():
             pool.wait_for_room()
-            batch = claims.claim_batch(accounts, claim_id=run.claim_id, after_pk=last_pk, size=size)
+            batch = claims.claim_batch(accounts, claim_id=run.leases.claim_id, after_pk=last_pk, size=size)
             if batch.last_pk is None:
                 break
+            run.leases.claimed(batch)
             last_pk = batch.last_pk
             for identifier in batch.busy:
                 run.done("skipped", {"account": identifier, "reason": _("busy in another process")})
@@ -136,7 +137,7 @@ def _refresh(report, *, within, identifiers, actor, workers, progress, stop):
         raise
     finally:
         pool.finish()
-        claims.release_all(run.claim_id)
+        claims.release_all(run.leases.claim_id)
     return report
 
 
@@ -152,7 +153,7 @@ class _Run:
     def __init__(self, *, report, actor, stop, progress):
         self.report, self.actor, self.stop, self.progress = report, actor, stop, progress
         self.abort = threading.Event()
-        self.claim_id = claims.new_claim_id()
+        self.leases = claims.PoolLeases()
 
     def stopping(self):
         return self.abort.is_set() or (self.stop is not None and self.stop.is_set())
@@ -170,13 +171,13 @@ class _Run:
         entry = {"account": account.identifier}
         released = False
         try:
-            deadline = claims.start(account.pk, self.claim_id)
+            deadline = self.leases.start(account.pk)
             if deadline is None:
                 self.done("skipped", {**entry, "reason": _("busy in another process")})
                 return
             with deadline:  # the claim is given back with the tokens, in one statement
                 tokens = _refresh_claimed(account=account, actor=self.actor, stopping=self.stopping,
-                                          release=self.claim_id)
+                                          release=self.leases.claim_id)
             released = True
             self.done("refreshed", {**entry, "expires_at": tokens.expires_at.isoformat()})
         except ProviderError as error:
@@ -189,7 +190,7 @@ class _Run:
         if released:
             return
         try:
-            claims.release(account.pk, self.claim_id)
+            claims.release(account.pk, self.leases.claim_id)
         except Exception:  # the lease runs out by itself
             logger.exception("Could not give back the claim on %s", account.identifier)
             connection.close_if_unusable_or_obsolete()
@@ -204,7 +205,7 @@ class _Pool:
         self.queue = queue.Queue(maxsize=max(1, workers))
         self.threads = [threading.Thread(target=self._work, name=f"refresh-{n}", daemon=True)
                         for n in range(workers)]
-        self.next_keep_alive = time.monotonic() + KEEP_ALIVE_EVERY
+        self.next_keep_alive = time.monotonic() + claims.KEEP_ALIVE_EVERY
         for thread in self.threads:
             thread.start()
 
@@ -216,10 +217,10 @@ class _Pool:
             connection.close()
 
     def _keep_alive(self):
-        """Keep the leases of the claimed accounts waiting in the queue from running out."""
+        """Keep the leases of the claimed accounts from running out."""
         if time.monotonic() >= self.next_keep_alive:
-            claims.keep_alive(self.run.claim_id)
-            self.next_keep_alive = time.monotonic() + KEEP_ALIVE_EVERY
+            self.run.leases.keep_alive()
+            self.next_keep_alive = time.monotonic() + claims.KEEP_ALIVE_EVERY
 
     def submit(self, account):
         if not self.threads:
