@@ -5,12 +5,14 @@ import socket
 from io import StringIO
 
 import pytest
+import requests
 import trustme
 from django.core.management import call_command
 from django.urls import reverse
 from django.utils import timezone
 
 from accounts.models import Account
+from providers import http
 from tests.factories import make_account, make_application
 from tests.webhook import WebhookReceiver
 
@@ -86,6 +88,16 @@ def test_a_provider_whose_certificate_is_not_trusted_is_never_sent_a_request(idp
         app = make_application(idp, authority_url=untrusted.url.removesuffix("/hooks/oauthmail"))
         account = refresh(due_account(idp, app))
         assert account.status == Account.Status.FAILING and account.last_error_code == "network"
+        assert untrusted.requests == []
+    finally:
+        untrusted.stop()
+
+
+def test_a_token_request_to_a_host_whose_certificate_is_not_trusted_is_not_sent(idp):
+    untrusted = WebhookReceiver(trustme.CA()).start()
+    try:
+        with pytest.raises(requests.exceptions.SSLError):
+            http.client.post(untrusted.url, data={"grant_type": "refresh_token", "refresh_token": "a-refresh-token"})
         assert untrusted.requests == []
     finally:
         untrusted.stop()
