@@ -39,12 +39,16 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from oauthmail.deadlines import Deadline
+from providers.models import Application
 
 from .models import Account
 from .statements import update_row
 
 KEEP_ALIVE_EVERY = 15  # seconds between two renewals of a worker pool's leases (PoolLeases.keep_alive)
 SECRETS = ("access_token", "refresh_token")
+# What refreshing an account reads of it (accounts/services/tokens.py): a pool loads only these.
+REFRESH_FIELDS = ("application", "identifier", "email", "sign_in_user", "flow", "status", "refresh_token",
+                  "refresh_token_issued_at", "claim_id", "claimed_until")
 
 
 class ClaimTimeout(Exception):
@@ -139,31 +143,34 @@ class Batch:
 
 
 def claim_batch(queryset, *, claim_id, after_pk=0, size):
-    """Claim up to `size` free rows of `queryset` whose pk is above `after_pk`, in pk order.
+    """Claim up to `size` free rows of `queryset` whose pk is above `after_pk`, in pk order, leased for
+    pool_lease_seconds(). Rows another process holds are named in `busy`.
 
-    The same few queries whatever the size. The claim is taken only on rows that still match
-    `queryset` and are unclaimed, and the claimed rows are read back after it, so their refresh
-    tokens are the current ones, and leased for pool_lease_seconds(). Rows another process holds are
-    named in `busy`.
+    The same few queries whatever the size. The rows are read and claimed in one transaction in which
+    no one else can change them (on PostgreSQL they are locked, FOR UPDATE; on SQLite the transaction
+    holds the database's write lock from its start, IMMEDIATE): each row read free is claimed as it was
+    read, its refresh token the current one. Only what a refresh reads is loaded (REFRESH_FIELDS), and
+    each application once per batch.
     """
-    until, work_ends = _lease(pool_lease_seconds())
+    lease_ends, work_ends = _lease(pool_lease_seconds())
     now = timezone.now()
-    candidates = queryset.filter(pk__gt=after_pk).order_by("pk")
+    candidates = queryset.filter(pk__gt=after_pk).order_by("pk").only(*REFRESH_FIELDS)
     with transaction.atomic():
         if connection.features.has_select_for_update_skip_locked:
             candidates = candidates.select_for_update(skip_locked=True, of=("self",))
-        rows = list(candidates.values_list("pk", "identifier", "claimed_until")[:size])
-        free = [pk for pk, _identifier, until in rows if until is None or until < now]
-        if free:  # the queryset's conditions again: the row may have changed since it was read
-            queryset.filter(unclaimed(now), pk__in=free).update(claim_id=claim_id, claimed_until=until)
-    batch = Batch(last_pk=rows[-1][0] if rows else None, work_ends=work_ends)
-    if free:
-        batch.claimed = list(
-            Account.objects.filter(pk__in=free, claim_id=claim_id).select_related("application").order_by("pk")
-        )
-    ours = {account.pk for account in batch.claimed}
-    batch.busy = [identifier for pk, identifier, _until in rows if pk not in ours]
-    return batch
+        rows = list(candidates[:size])
+        free = [row for row in rows if row.claimed_until is None or row.claimed_until < now]
+        taken = Account.objects.filter(unclaimed(now), pk__in=[row.pk for row in free]).update(
+            claim_id=claim_id, claimed_until=lease_ends) if free else 0
+    if taken != len(free):  # not on SQLite nor PostgreSQL, as said above: read back the rows that are ours
+        free = list(Account.objects.filter(pk__in=[row.pk for row in free], claim_id=claim_id)
+                    .only(*REFRESH_FIELDS).order_by("pk"))
+    applications = Application.objects.in_bulk({row.application_id for row in free})
+    for row in free:
+        row.claim_id, row.claimed_until, row.application = claim_id, lease_ends, applications[row.application_id]
+    ours = {row.pk for row in free}
+    return Batch(claimed=free, busy=[row.identifier for row in rows if row.pk not in ours],
+                 last_pk=rows[-1].pk if rows else None, work_ends=work_ends)
 
 
 def start(account_id, claim_id):

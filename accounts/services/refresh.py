@@ -113,7 +113,7 @@ def _refresh(report, *, within, identifiers, actor, workers, progress, stop):
         accounts = due_accounts(within=within)
     if progress:
         progress(report, total=report.done + accounts.count())
-    size = max(MIN_BATCH, workers)
+    size = max(MIN_BATCH, 2 * workers)  # the queue holds `workers`: claims are half as many for as many waits
     if not _threads_share_the_database():
         logger.debug("Refreshing in the calling thread: its database work is not visible to other threads.")
         workers = 0
