@@ -7,7 +7,9 @@ columns set, columns compared) is composed once per database vendor and kept; th
 converted by each field's get_db_prep_save() (so secrets are encrypted, dates and JSON adapted, as
 the ORM would), and the statements go through Django's cursor (so its wrappers, transactions and
 statement counters see them). No signal is sent, as with QuerySet.update(): none is used (guide).
+On PostgreSQL the store, its claim's release and its event go in one statement (update_row_then_insert).
 """
+import re
 import threading
 
 from django.db import connections, router
@@ -25,26 +27,71 @@ def _cached(key, build):
     return sql
 
 
+def _update_sql(connection, meta, names, compared):
+    qn = connection.ops.quote_name
+    assignments = ", ".join(f"{qn(meta.get_field(name).column)} = %s" for name in names)
+    conditions = " AND ".join(f"{qn(meta.get_field(name).column)} = %s" for name in (meta.pk.name, *compared))
+    return f"UPDATE {qn(meta.db_table)} SET {assignments} WHERE {conditions}"
+
+
+def _update_params(connection, meta, pk, values, where):
+    params = [meta.get_field(name).get_db_prep_save(value, connection) for name, value in values.items()]
+    params.append(meta.pk.get_db_prep_value(pk, connection))
+    params.extend(meta.get_field(name).get_db_prep_value(value, connection) for name, value in where.items())
+    return params
+
+
+def _inserted_fields(model):
+    return [field for field in model._meta.concrete_fields if not field.primary_key]
+
+
+def _insert_params(connection, instance):
+    fields = _inserted_fields(type(instance))
+    return [field.get_db_prep_save(field.pre_save(instance, True), connection) for field in fields]
+
+
 def update_row(model, pk, values, **where):
     """UPDATE `model`'s row `pk` SET `values` (field name -> value), only where each field of `where`
     equals its value. Returns the number of rows updated (0 or 1)."""
     connection = connections[router.db_for_write(model)]
-    meta = model._meta
     names, compared = tuple(values), tuple(where)
+    sql = _cached((model, connection.vendor, "update", names, compared),
+                  lambda: _update_sql(connection, model._meta, names, compared))
+    with connection.cursor() as cursor:
+        cursor.execute(sql, _update_params(connection, model._meta, pk, values, where))
+        return cursor.rowcount
+
+
+def update_row_then_insert(model, pk, values, instance, **where):
+    """On PostgreSQL, `update_row(model, pk, values, **where)` and, only when it updated the row, INSERT
+    `instance` (as insert_row), in one statement: a data-modifying WITH, atomic by itself, one round
+    trip instead of four (BEGIN, UPDATE, INSERT, COMMIT). Returns whether it did; on other databases
+    it does nothing and returns False (the caller takes the two statements' way)."""
+    connection = connections[router.db_for_write(model)]
+    if connection.vendor != "postgresql":
+        return False
+    names, compared, inserted = tuple(values), tuple(where), type(instance)
 
     def build():
         qn = connection.ops.quote_name
-        assignments = ", ".join(f"{qn(meta.get_field(name).column)} = %s" for name in names)
-        conditions = " AND ".join(f"{qn(meta.get_field(name).column)} = %s" for name in (meta.pk.name, *compared))
-        return f"UPDATE {qn(meta.db_table)} SET {assignments} WHERE {conditions}"
+        fields = _inserted_fields(inserted)
+        # typed: PostgreSQL takes a bare parameter (or NULL) in a SELECT list as text
+        casts = ", ".join(f"CAST(%s AS {_cast_type(field, connection)})" for field in fields)
+        return (f"WITH {qn('updated')} AS ({_update_sql(connection, model._meta, names, compared)} RETURNING 1) "
+                f"INSERT INTO {qn(inserted._meta.db_table)} ({', '.join(qn(field.column) for field in fields)}) "
+                f"SELECT {casts} FROM {qn('updated')}")
 
-    sql = _cached((model, connection.vendor, "update", names, compared), build)
-    params = [meta.get_field(name).get_db_prep_save(value, connection) for name, value in values.items()]
-    params.append(meta.pk.get_db_prep_value(pk, connection))
-    params.extend(meta.get_field(name).get_db_prep_value(value, connection) for name, value in where.items())
+    sql = _cached((model, connection.vendor, "update-insert", names, compared, inserted), build)
+    params = _update_params(connection, model._meta, pk, values, where) + _insert_params(connection, instance)
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
-        return cursor.rowcount
+        return cursor.rowcount == 1
+
+
+def _cast_type(field, connection):
+    """The field's column type without its length (varchar, not varchar(100)): a CAST to a length
+    would cut a value silently, where the column refuses one too long."""
+    return re.sub(r"\(.*\)$", "", field.cast_db_type(connection))
 
 
 def insert_row(instance):
@@ -52,14 +99,13 @@ def insert_row(instance):
     field's value as save() would write it; the new row's key is not read back."""
     model = type(instance)
     connection = connections[router.db_for_write(model)]
-    fields = [field for field in model._meta.concrete_fields if not field.primary_key]
 
     def build():
         qn = connection.ops.quote_name
+        fields = _inserted_fields(model)
         columns = ", ".join(qn(field.column) for field in fields)
         return f"INSERT INTO {qn(model._meta.db_table)} ({columns}) VALUES ({', '.join(['%s'] * len(fields))})"
 
     sql = _cached((model, connection.vendor, "insert"), build)
-    params = [field.get_db_prep_save(field.pre_save(instance, True), connection) for field in fields]
     with connection.cursor() as cursor:
-        cursor.execute(sql, params)
+        cursor.execute(sql, _insert_params(connection, instance))

@@ -10,6 +10,7 @@ import pty
 import select
 import signal
 import subprocess
+import threading
 import time
 from datetime import timedelta
 from io import StringIO
@@ -21,7 +22,7 @@ from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from accounts import claims, services
-from accounts.models import Account
+from accounts.models import Account, TokenEvent
 from tests.factories import make_account, make_application
 
 pytest.register_assert_rewrite("tests.fixtures_scale")
@@ -84,6 +85,31 @@ def test_the_calling_thread_refreshes_when_its_transaction_hides_the_rows_from_w
     out = StringIO()
     call_command("refresh_tokens", "--workers", "1", stdout=out)  # the test runs inside a transaction
     assert out.getvalue().startswith("1 refreshed, 0 failed")
+
+
+@pytest.mark.django_db(transaction=True)
+def test_tokens_obtained_after_the_claim_was_lost_are_stored_and_the_new_holder_keeps_its_claim(idp):
+    app = make_application(idp)
+    account = make_account(app)
+    sent = idp.issue_refresh_token(app.client_id, account.email)
+    Account.objects.filter(pk=account.pk).update(refresh_token=sent)
+    idp.set(latency=1.0)
+
+    def refresh():
+        try:
+            call_command("refresh_tokens", stdout=StringIO())
+        finally:
+            connection.close()
+
+    thread = threading.Thread(target=refresh)
+    thread.start()
+    wait_for(lambda: idp.token_requests_in_flight, what="the token request")
+    Account.objects.filter(pk=account.pk).update(claim_id="another-process")  # as if the lease had run out
+    thread.join(timeout=20)
+    account.refresh_from_db()
+    assert account.status == Account.Status.ACTIVE and account.refresh_token not in ("", sent)  # nothing lost
+    assert account.claim_id == "another-process"
+    assert TokenEvent.objects.filter(account=account, kind=TokenEvent.Kind.REFRESH).count() == 1
 
 
 # --- batch claims --------------------------------------------------------------------------------

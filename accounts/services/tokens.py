@@ -21,7 +21,7 @@ from providers.base import ProviderError
 
 from ..claims import ClaimTimeout, claimed
 from ..models import Account, TokenEvent
-from ..statements import insert_row, update_row
+from ..statements import insert_row, update_row, update_row_then_insert
 
 RETRY_AFTER_CAP = 60
 # A refresh failed transiently: the stored access token is still handed out when valid this much longer.
@@ -92,13 +92,16 @@ def _store_tokens(*, account, tokens, actor, kind, code, params=None, sent=None,
                           refresh_token_issued_at=None)
     else:
         values["last_refreshed_at"] = now
-    with transaction.atomic():  # SQL written once per shape (accounts/statements.py): the refresh's hot path
-        released = release and update_row(Account, account.pk, {**values, "claim_id": "", "claimed_until": None},
-                                          claim_id=release)
-        if not released:
-            update_row(Account, account.pk, values)
-        insert_row(TokenEvent(account=account, account_identifier=account.identifier, actor=actor, kind=kind,
-                              code=code, params=params or {}))
+    event = TokenEvent(account=account, account_identifier=account.identifier, actor=actor, kind=kind, code=code,
+                       params=params or {})
+    released = {**values, "claim_id": "", "claimed_until": None}
+    # SQL written once per shape (accounts/statements.py): the refresh's hot path. On PostgreSQL, while the
+    # claim is still `release`, one statement; else one transaction.
+    if not (release and update_row_then_insert(Account, account.pk, released, event, claim_id=release)):
+        with transaction.atomic():
+            if not (release and update_row(Account, account.pk, released, claim_id=release)):
+                update_row(Account, account.pk, values)
+            insert_row(event)
     for name, value in values.items():
         setattr(account, name, value)
 
