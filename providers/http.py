@@ -270,8 +270,8 @@ def _post(session, url, *, timeout, verify, proxies, headers=None, params=None, 
 
     A form or a body of bytes for a URL no proxy serves (every token request, as a rule) goes to the
     adapter's urllib3 pools directly (DeadlineAdapter.post), without requests' request and response
-    objects: 0.7 ms of CPU per token request through requests, 0.5 ms so (one thread). Anything else is prepared as
-    requests would prepare it and sent through the adapter."""
+    objects: 0.7 ms of CPU per token request through requests, 0.5 ms so (one thread). Anything else
+    is prepared as requests would prepare it and sent through the adapter."""
     merged = requests.structures.CaseInsensitiveDict(session.headers)
     merged.update(headers or {})
     if isinstance(data, dict) and not files and all(isinstance(value, FORM_VALUES) for value in data.values()):
