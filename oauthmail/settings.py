@@ -94,8 +94,6 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
         "transaction_mode": "IMMEDIATE",
         "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
     })
-
-
 elif DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
     # Statements on a server-binding cursor are prepared after 5 runs on a connection (psycopg's default;
     # Django turns it off). Only the token read uses one (api/lookup.py): Django's own cursors bind on the

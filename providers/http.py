@@ -240,9 +240,10 @@ class Response:
 
     @property
     def text(self):
-        _type, params = requests.utils._parse_content_type_header(self.headers.get("Content-Type", ""))
+        """The body decoded by its charset, as requests reads it from the headers; UTF-8 when none is said."""
         try:
-            return self.content.decode(params.get("charset", "utf-8"), errors="replace")
+            return self.content.decode(requests.utils.get_encoding_from_headers(self.headers) or "utf-8",
+                                       errors="replace")
         except LookupError:  # a charset Python does not know
             return self.content.decode("utf-8", errors="replace")
 

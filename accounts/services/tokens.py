@@ -60,7 +60,8 @@ def error_facts(error):
 
 @sensitive_variables("tokens", "values", "sent")
 def _store_tokens(*, account, tokens, actor, kind, code, params=None, sent=None, release=None):
-    """Store the tokens and log the event in one transaction. `sent`: the refresh token the tokens were
+    """Store the tokens and log the event in one transaction (on PostgreSQL, while the claim is still
+    `release`, one statement). `sent`: the refresh token the tokens were
     obtained with, when the caller has it decrypted already. `release`: a claim id to give back in the
     same statement, when the account's claim is still that one (the tokens are stored all the same)."""
     now = timezone.now()
@@ -229,8 +230,8 @@ def _stored_token_suffices(account, min_validity):
 def token_get(*, account, actor, min_validity=None):
     """A valid access token for the account, and when it expires: refreshed first when it expires within
     `min_validity` (default: min_token_validity()), else the stored one. `account` must have just been
-    read from the database (at least its status and access token): a stored token that suffices is handed out
-from it, with no claim and no write.
+    read from the database (at least its status and access token): a stored token that suffices is
+    handed out from it, with no claim and no write.
 
     When that refresh fails transiently and the stored token is still valid (_usable_after_failure),
     the stored token is handed out all the same and the hand-out logged; the account is `failing`
